@@ -1,0 +1,164 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { freshPostgresUrl } from '../test/support/postgres.js';
+import type { Engine } from './config.js';
+import { freePort, sleep } from './util.js';
+
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A fresh, empty database for one Herald: a SQLite file in a temp dir, or a new PostgreSQL database. */
+export async function freshDatabase(engine: Engine): Promise<{ url: string; drop(): Promise<void> }> {
+  if (engine === 'postgres') return freshPostgresUrl();
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+  return { url: `sqlite:${join(dir, 'herald.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface HeraldChild {
+  url: string;
+  pid: number;
+  /** Lines Herald logged (LOG_LEVEL=warn: only warnings and errors). */
+  logLines(): string[];
+  /** SIGTERM (Herald drains and exits, which also writes a --cpu-prof profile), then waits. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  databaseUrl: string;
+  /** Run a compiled cli.js instead of src/cli.ts under tsx. */
+  compiledCli?: string;
+  /**
+   * Write V8 CPU profiles of the whole run into this directory: one per thread, and under
+   * tsx the module loader's thread writes one too (mainThreadProfile() picks Herald's).
+   */
+  cpuProfile?: { dir: string };
+}
+
+/** `herald serve` in its own process, so its CPU is its own; resolves once /healthz answers. */
+export async function startHerald(opts: StartOptions): Promise<HeraldChild> {
+  const port = await freePort();
+  const args = [
+    ...(opts.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfile.dir}`] : []),
+    ...(opts.compiledCli ? [opts.compiledCli] : ['--import', 'tsx', join(ROOT, 'src/cli.ts')]),
+    'serve',
+  ];
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: opts.databaseUrl,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_ALLOW_PRIVATE_CALLBACKS: 'true',
+    LOG_LEVEL: 'warn',
+  };
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`herald exited at start: ${out}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`herald did not start within 30 s: ${out}`);
+    }
+    await sleep(100);
+  }
+  return {
+    url,
+    pid: child.pid!,
+    logLines: () => out.split('\n').filter(Boolean),
+    stop: () => stopChild(child, exited),
+  };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** JSON over HTTP to Herald, on a pool of keep-alive connections. */
+export class HeraldApi {
+  private readonly pool: Pool;
+
+  constructor(readonly url: string, connections: number) {
+    this.pool = new Pool(url, { connections, keepAliveTimeout: 10_000 });
+  }
+
+  async call(method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, token = ADMIN_TOKEN, expect = [200, 201, 202]): Promise<any> {
+    const res = await this.pool.request({
+      method,
+      path,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    if (!expect.includes(res.statusCode)) throw new Error(`${method} ${path} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/**
+ * Reads the deliveries table directly (not over Herald's API, which would load the process
+ * being measured). Polls `pending`, which the partial index `deliveries_due` answers without
+ * a table scan: once every publish was acknowledged, no pending row left means every delivery
+ * has its outcome; `statuses()` then checks they all succeeded.
+ */
+export interface DeliveryCounter {
+  pending(): Promise<number>;
+  statuses(): Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+export async function openCounter(databaseUrl: string): Promise<DeliveryCounter> {
+  const PENDING = "SELECT count(*) AS n FROM deliveries WHERE status = 'pending'";
+  const STATUSES = 'SELECT status, count(*) AS n FROM deliveries GROUP BY status';
+  const toRecord = (rows: { status: string; n: number | string }[]) => Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  if (databaseUrl.startsWith('sqlite:')) {
+    const db = new Database(databaseUrl.slice('sqlite:'.length), { readonly: true, fileMustExist: true });
+    const pending = db.prepare(PENDING);
+    const statuses = db.prepare(STATUSES);
+    return {
+      pending: async () => (pending.get() as { n: number }).n,
+      statuses: async () => toRecord(statuses.all() as { status: string; n: number }[]),
+      close: async () => void db.close(),
+    };
+  }
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  return {
+    pending: async () => Number((await client.query<{ n: string }>(PENDING)).rows[0]!.n),
+    statuses: async () => toRecord((await client.query<{ status: string; n: string }>(STATUSES)).rows),
+    close: () => client.end(),
+  };
+}
+
+/** Polls until no delivery is pending; resolves with performance.now() at that moment. */
+export async function waitUntilDrained(counter: DeliveryCounter, timeoutMs: number, intervalMs = 50): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if ((await counter.pending()) === 0) return performance.now();
+    if (performance.now() > deadline) throw new Error(`deliveries still pending after ${timeoutMs / 1000}s (BENCH_TIMEOUT)`);
+    await sleep(intervalMs);
+  }
+}

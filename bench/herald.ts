@@ -1,0 +1,194 @@
+import { rmSync } from 'node:fs';
+import type { BenchConfig, Engine } from './config.js';
+import { freshDatabase, HeraldApi, openCounter, startHerald, waitUntilDrained, type HeraldChild } from './herald-process.js';
+import type { ThroughputResult } from './limit.js';
+import { benchEvent } from './payload.js';
+import type { Receiver } from './receiver.js';
+import { commandCpuMeter, cpuMeter, machineMeter, mapLimit, percentile, round, rssMiB, sleep, type MachineLoad } from './util.js';
+
+export interface HeraldResult extends ThroughputResult {
+  engine: Engine;
+  publish: { events: number; seconds: number; perSecond: number; p50Ms: number; p99Ms: number; maxMs: number };
+  rssAfterMiB: number;
+  profile: string | null;
+}
+
+export interface Seeded {
+  companyId: string;
+  userId: string;
+}
+
+/** One app, one user, a grant `api/subs clients`, and `n` subscriptions to client.create, over the API. */
+export async function seed(api: HeraldApi, receiverUrl: string, n: number, concurrency: number): Promise<Seeded> {
+  await api.call('PUT', '/admin/resources/client', { plural: 'clients' });
+  const company = await api.call('POST', '/admin/companies', { name: 'Acme', sub_domain: 'acme' });
+  await api.call('PUT', `/admin/companies/${company.id}/roles/admin`, { permissions: { clients: ['create', 'read', 'update', 'delete'] } });
+  const user = await api.call('POST', `/admin/companies/${company.id}/users`, { email: 'ann@acme.test', name: 'Ann', role: 'admin' });
+  const app = await api.call('POST', '/admin/apps', { name: 'Bench', url: `${receiverUrl}/` });
+  const grant = await api.call('POST', '/admin/grants', { app_id: app.id, user_id: user.id, scope: 'api/subs clients' });
+  const subs = Array.from({ length: n }, (_, i) => i);
+  await mapLimit(subs, concurrency, (i) =>
+    api.call('POST', '/api/subs', { sub: { channel: 'client.create', callback_url: `${receiverUrl}/hooks/${i}` } }, grant.access_token),
+  );
+  return { companyId: company.id, userId: user.id };
+}
+
+/** POSTs one event; resolves with its answer time in ms. */
+async function publishOne(api: HeraldApi, seeded: Seeded, i: number): Promise<number> {
+  const t = performance.now();
+  await api.call('POST', '/admin/events', { ...benchEvent(i), company_id: seeded.companyId, user_id: seeded.userId });
+  return performance.now() - t;
+}
+
+/** CPU of the PostgreSQL backends serving this database (not the server's shared processes). */
+function postgresMeter(databaseUrl: string) {
+  return commandCpuMeter('postgres', ` ${new URL(databaseUrl).pathname.slice(1)} `);
+}
+
+function profileOption(cfg: BenchConfig, name: string) {
+  if (!cfg.profile) return {};
+  const dir = `bench/results/profiles/${name}`;
+  rmSync(dir, { recursive: true, force: true });
+  return { cpuProfile: { dir } };
+}
+
+async function withHerald<T>(engine: Engine, cfg: BenchConfig, profileName: string, fn: (herald: HeraldChild, databaseUrl: string) => Promise<T>): Promise<T> {
+  const db = await freshDatabase(engine);
+  let herald: HeraldChild | null = null;
+  try {
+    herald = await startHerald({ databaseUrl: db.url, ...profileOption(cfg, profileName) });
+    return await fn(herald, db.url);
+  } finally {
+    await herald?.stop();
+    await db.drop();
+  }
+}
+
+/**
+ * Scenario 3: Herald end to end. Seeds `subs` subscriptions, publishes `events` events over
+ * HTTP (`publishConcurrency` in flight), and measures from the first publish until every
+ * delivery has its outcome in the database.
+ */
+export async function runHeraldThroughput(engine: Engine, cfg: BenchConfig, receiver: Receiver): Promise<HeraldResult> {
+  const name = `herald-${engine}`;
+  return withHerald(engine, cfg, name, async (herald, databaseUrl) => {
+    const api = new HeraldApi(herald.url, cfg.publishConcurrency);
+    const seeded = await seed(api, receiver.url, cfg.subs, cfg.publishConcurrency);
+    const counter = await openCounter(databaseUrl);
+    const expected = cfg.subs * cfg.events;
+    await receiver.count(true);
+    const heraldCpu = cpuMeter(herald.pid);
+    const recv = cpuMeter(receiver.pid);
+    const postgresCpu = engine === 'postgres' ? postgresMeter(databaseUrl) : null;
+    const machine = machineMeter([process.pid, herald.pid, receiver.pid], postgresCpu ? [postgresCpu] : []);
+    const t0 = performance.now();
+    const latencies = await mapLimit(Array.from({ length: cfg.events }, (_, i) => i), cfg.publishConcurrency, (i) => publishOne(api, seeded, i));
+    const published = performance.now();
+    const drained = await waitUntilDrained(counter, cfg.timeoutMs);
+    const cpu = heraldCpu();
+    const load = machine();
+    const pgCpu = postgresCpu?.().cpuPct;
+    const seconds = (drained - t0) / 1000;
+    const statuses = await counter.statuses();
+    const received = await receiver.count(true);
+    const rssAfterMiB = round(rssMiB(herald.pid));
+    await counter.close();
+    await api.close();
+    const publishS = (published - t0) / 1000;
+    const notes = [`publishing took ${round(publishS, 1)} s`];
+    if (pgCpu !== undefined) notes.push(`its PostgreSQL backends cpu ${pgCpu}%`);
+    if ((statuses.succeeded ?? 0) !== expected) notes.push(`statuses ${JSON.stringify(statuses)}, expected ${expected} succeeded`);
+    if (received !== expected) notes.push(`receiver counted ${received} of ${expected}`);
+    const warnings = herald.logLines().length;
+    if (warnings > 0) notes.push(`herald logged ${warnings} warning lines: ${herald.logLines()[0]!.slice(0, 200)}`);
+    return {
+      scenario: `Herald on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, end to end`,
+      engine,
+      deliveries: expected,
+      seconds: round(seconds, 2),
+      perSecond: Math.round(expected / seconds),
+      cpuPct: cpu.cpuPct,
+      receiverCpuPct: recv().cpuPct,
+      machine: load,
+      notes,
+      publish: {
+        events: cfg.events,
+        seconds: round(publishS, 2),
+        perSecond: Math.round(cfg.events / publishS),
+        p50Ms: round(percentile(latencies, 50), 1),
+        p99Ms: round(percentile(latencies, 99), 1),
+        maxMs: round(Math.max(...latencies), 1),
+      },
+      rssAfterMiB,
+      profile: cfg.profile ? `bench/results/profiles/${name}` : null,
+    };
+  });
+}
+
+export interface FanoutResult {
+  engine: Engine;
+  subscriptions: number;
+  seedSeconds: number;
+  publishMs: number;
+  allDeliveredSeconds: number;
+  perSecond: number;
+  cpuPct: number;
+  machine: MachineLoad;
+  notes: string[];
+}
+
+/** One event to `cfg.fanout` subscriptions: the publish answer time, then time until all delivered. */
+export async function runFanout(engine: Engine, cfg: BenchConfig, receiver: Receiver): Promise<FanoutResult> {
+  return withHerald(engine, cfg, `herald-fanout-${engine}`, async (herald, databaseUrl) => {
+    const api = new HeraldApi(herald.url, cfg.publishConcurrency);
+    const s0 = performance.now();
+    const seeded = await seed(api, receiver.url, cfg.fanout, cfg.publishConcurrency);
+    const seedSeconds = (performance.now() - s0) / 1000;
+    const counter = await openCounter(databaseUrl);
+    await receiver.count(true);
+    const heraldCpu = cpuMeter(herald.pid);
+    const machine = machineMeter([process.pid, herald.pid, receiver.pid], engine === 'postgres' ? [postgresMeter(databaseUrl)] : []);
+    const t0 = performance.now();
+    const publishMs = await publishOne(api, seeded, 0);
+    const drained = await waitUntilDrained(counter, cfg.timeoutMs, 20);
+    const cpu = heraldCpu();
+    const load = machine();
+    const statuses = await counter.statuses();
+    const received = await receiver.count(true);
+    await counter.close();
+    await api.close();
+    const seconds = (drained - t0) / 1000;
+    const notes: string[] = [];
+    if ((statuses.succeeded ?? 0) !== cfg.fanout) notes.push(`statuses ${JSON.stringify(statuses)}`);
+    if (received !== cfg.fanout) notes.push(`receiver counted ${received} of ${cfg.fanout}`);
+    return {
+      engine,
+      subscriptions: cfg.fanout,
+      seedSeconds: round(seedSeconds, 1),
+      publishMs: round(publishMs, 1),
+      allDeliveredSeconds: round(seconds, 2),
+      perSecond: Math.round(cfg.fanout / seconds),
+      cpuPct: cpu.cpuPct,
+      machine: load,
+      notes,
+    };
+  });
+}
+
+export interface IdleResult {
+  runner: string;
+  rssMiB: number;
+}
+
+/** Resident memory of a freshly started Herald (SQLite, nothing seeded) after 5 s idle. */
+export async function measureIdle(runner: string, compiledCli?: string): Promise<IdleResult> {
+  const db = await freshDatabase('sqlite');
+  const herald = await startHerald({ databaseUrl: db.url, ...(compiledCli ? { compiledCli } : {}) });
+  try {
+    await sleep(5000);
+    return { runner, rssMiB: round(rssMiB(herald.pid)) };
+  } finally {
+    await herald.stop();
+    await db.drop();
+  }
+}

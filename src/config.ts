@@ -1,0 +1,144 @@
+import { DEFAULT_RETRY_SCHEDULE, parseDuration, parseRetrySchedule } from './domain/retry.js';
+
+/**
+ * Herald's configuration, read and validated once from the environment into one frozen
+ * object that is passed explicitly. Every default lives here, next to its option.
+ */
+export interface Config {
+  /** `PORT`, default 8080. */
+  port: number;
+  /** `HOST`, default `0.0.0.0`. */
+  host: string;
+  /** `DATABASE_URL`: `sqlite:<path>` (default `sqlite:./data/herald.db`) or `postgres://…`. */
+  databaseUrl: string;
+  /** `HERALD_ADMIN_TOKEN`; null: one is generated on first start, stored hashed, printed once. */
+  adminToken: string | null;
+  /** `HERALD_ALLOW_PRIVATE_CALLBACKS=true`: http and loopback/private callbacks (development). */
+  allowPrivateCallbacks: boolean;
+  /** `HERALD_RETRY_SCHEDULE`, delays between attempts in ms. Default `5s,5m,30m,2h,5h,10h,10h`. */
+  retrySchedule: number[];
+  /** `HERALD_PUBLIC_URL`, default `http://localhost:$PORT`. */
+  publicUrl: string;
+  /** `HERALD_CATALOG`: a JSON file of resource types declared at start. Default none. */
+  catalogFile: string | null;
+  /** `HERALD_ACCESS_TOKEN_TTL`, default `1h`. */
+  accessTokenTtlMs: number;
+  /** `HERALD_BODY_LIMIT` in bytes, default 1 MiB: larger requests answer 413. */
+  bodyLimit: number;
+  /** `HERALD_ACCESS_CHECK_URL`: the host's HTTP access check for resource subscriptions. Default none. */
+  accessCheckUrl: string | null;
+  /** `HERALD_ACCESS_CHECK_TOKEN`: sent as a bearer token to that URL. Default none. */
+  accessCheckToken: string | null;
+  /**
+   * `HERALD_RETENTION_DAYS`, an integer from 1 to 3650, default 30. Worker processes prune
+   * hourly what is older: finished events with their deliveries and attempts (so an
+   * idempotency key is remembered that long), and tokens, codes and rotated secrets that
+   * expired that long ago. Pending deliveries and their events are never pruned.
+   */
+  retentionDays: number;
+  /** `LOG_LEVEL`, default `info`. */
+  logLevel: string;
+  delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  /** `HERALD_CONNECT_TIMEOUT`, default `5s`. */
+  connectTimeoutMs: number;
+  /** `HERALD_DELIVERY_TIMEOUT`: the whole request, connect included. Default `15s`. */
+  timeoutMs: number;
+  /**
+   * `HERALD_LEASE`: how long a claimed delivery is reserved. Must outlive the delivery timeout
+   * (plus time to record the outcome), or a slow delivery is sent twice. Default `60s`.
+   */
+  leaseMs: number;
+  /** `HERALD_CONCURRENCY`: deliveries in flight per process. Default 64. */
+  concurrency: number;
+  /** `HERALD_CONNECTIONS_PER_ORIGIN`: keep-alive sockets per receiver origin. Default 16. */
+  connectionsPerOrigin: number;
+  /** `HERALD_POLL_INTERVAL`: how often an idle dispatcher looks for due work. Default `1s`. */
+  pollIntervalMs: number;
+  /** Bytes of the receiver's answer kept with each attempt. */
+  responseExcerptBytes: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function duration(env: Env, name: string, fallback: string): number {
+  const raw = env[name] ?? fallback;
+  const ms = parseDuration(raw);
+  if (ms === null) throw new ConfigError(`${name}: "${raw}" is not a duration like 500ms, 5s, 5m, 2h or 1d`);
+  return ms;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: "${raw}" must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function bool(env: Env, name: string): boolean {
+  const raw = (env[name] ?? '').toLowerCase();
+  if (raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new ConfigError(`${name}: "${env[name]}" must be true or false`);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, 'PORT', 8080, 0, 65535);
+  const databaseUrl = env.DATABASE_URL || 'sqlite:./data/herald.db';
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
+    throw new ConfigError(`DATABASE_URL: "${databaseUrl.replace(/\/\/[^@]*@/, '//***@')}" must start with sqlite: or postgres://`);
+  }
+  let retrySchedule: number[];
+  try {
+    retrySchedule = parseRetrySchedule(env.HERALD_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const adminToken = env.HERALD_ADMIN_TOKEN || null;
+  if (adminToken !== null && adminToken.length < 16) throw new ConfigError('HERALD_ADMIN_TOKEN must be at least 16 characters');
+  const delivery: DeliveryConfig = {
+    connectTimeoutMs: duration(env, 'HERALD_CONNECT_TIMEOUT', '5s'),
+    timeoutMs: duration(env, 'HERALD_DELIVERY_TIMEOUT', '15s'),
+    leaseMs: duration(env, 'HERALD_LEASE', '60s'),
+    concurrency: integer(env, 'HERALD_CONCURRENCY', 64, 1, 10_000),
+    connectionsPerOrigin: integer(env, 'HERALD_CONNECTIONS_PER_ORIGIN', 16, 1, 1000),
+    pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
+    responseExcerptBytes: 1024,
+  };
+  if (delivery.leaseMs < delivery.timeoutMs + 2000) {
+    throw new ConfigError(`HERALD_LEASE (${delivery.leaseMs}ms) must exceed HERALD_DELIVERY_TIMEOUT (${delivery.timeoutMs}ms) by at least 2s`);
+  }
+  if (env.HERALD_ACCESS_CHECK_URL && !/^https?:\/\//.test(env.HERALD_ACCESS_CHECK_URL)) {
+    throw new ConfigError(`HERALD_ACCESS_CHECK_URL: "${env.HERALD_ACCESS_CHECK_URL}" must be an http(s) URL`);
+  }
+  const publicUrl = (env.HERALD_PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, '');
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new ConfigError(`HERALD_PUBLIC_URL: "${publicUrl}" is not a URL`);
+  }
+  return Object.freeze({
+    port,
+    host: env.HOST || '0.0.0.0',
+    databaseUrl,
+    adminToken,
+    allowPrivateCallbacks: bool(env, 'HERALD_ALLOW_PRIVATE_CALLBACKS'),
+    retrySchedule,
+    publicUrl,
+    catalogFile: env.HERALD_CATALOG || null,
+    accessTokenTtlMs: duration(env, 'HERALD_ACCESS_TOKEN_TTL', '1h'),
+    bodyLimit: integer(env, 'HERALD_BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    accessCheckUrl: env.HERALD_ACCESS_CHECK_URL || null,
+    accessCheckToken: env.HERALD_ACCESS_CHECK_TOKEN || null,
+    retentionDays: integer(env, 'HERALD_RETENTION_DAYS', 30, 1, 3650),
+    logLevel: env.LOG_LEVEL || 'info',
+    delivery: Object.freeze(delivery),
+  });
+}

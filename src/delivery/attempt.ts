@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
+import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
+import { buildRequest } from './request.js';
+import type { Sender, SendResult } from './sender.js';
+
+export interface AttemptDeps {
+  sender: Sender;
+  retrySchedule: readonly number[];
+  log: Logger;
+}
+
+/**
+ * One attempt of one claimed delivery: sign, POST, classify. The dispatcher and the test
+ * ping both come through here, so a ping exercises exactly what a real delivery does.
+ * With `retries: false` (pings) a failure is final instead of scheduled again.
+ */
+export async function attemptDelivery(
+  deps: AttemptDeps,
+  d: ClaimedDelivery,
+  token: { token: string; expiresAt: number },
+  opts: { retries: boolean } = { retries: true },
+): Promise<{ outcome: DeliveryOutcome; result: SendResult }> {
+  const sub = d.subscription!;
+  const startedAt = Date.now();
+  let result: SendResult;
+  try {
+    const req = buildRequest(d.app!, {
+      deliveryId: d.id,
+      event: d.event,
+      subscription: sub,
+      company: d.company!,
+      accessToken: token.token,
+      tokenExpiresAt: token.expiresAt,
+      now: startedAt,
+    }, d.previousSecrets);
+    result = await deps.sender.send(sub.callback_url, req.headers, req.body);
+  } catch (err) {
+    deps.log.error({ err, delivery: d.id }, 'building or sending a delivery failed');
+    result = { statusCode: null, retryAfter: undefined, excerpt: null, error: 'internal error preparing the request', durationMs: Date.now() - startedAt };
+  }
+  const attempt = {
+    delivery_id: d.id,
+    attempt: d.attempts + 1,
+    started_at: startedAt,
+    duration_ms: result.durationMs,
+    status_code: result.statusCode,
+    error: result.error,
+    response_excerpt: result.excerpt,
+  };
+  const code = result.statusCode;
+  deps.log.debug({ delivery: d.id, subscription: sub.id, status: code, ms: result.durationMs, error: result.error }, 'delivery attempt');
+  const base = { id: d.id, lease: d.lease, attempt };
+  if (code !== null && code >= 200 && code < 300) return { result, outcome: { kind: 'succeeded', ...base } };
+  if (code === 410) return { result, outcome: { kind: 'gone', ...base, subscription_id: sub.id } };
+  const end = startedAt + result.durationMs;
+  const delay = opts.retries ? nextRetryDelay(deps.retrySchedule, d.attempts + 1, parseRetryAfter(result.retryAfter, end)) : null;
+  return {
+    result,
+    outcome: delay === null ? { kind: 'failed', ...base } : { kind: 'retry', ...base, next_attempt_at: end + delay },
+  };
+}

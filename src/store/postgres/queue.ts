@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import { HeraldError } from '../../domain/errors.js';
+import { newId } from '../../domain/ids.js';
+import { matchesResource } from '../../domain/subscription.js';
+import { CLAIM_COLUMNS, CLAIM_FROM, eventBody, toClaimed } from '../rows.js';
+import type { ClaimedDelivery, DeliveryOutcome, NewEvent, PublishResult } from '../types.js';
+import { sql, transaction, type Queryable } from './db.js';
+
+/** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
+export const NOTIFY_CHANNEL = 'herald_deliveries';
+
+const newLease = (): string => randomBytes(12).toString('base64url');
+
+/**
+ * Stores an event and its deliveries in one transaction. The idempotency key is settled by
+ * the unique index, not by a read-then-insert: of two concurrent publishers with the same
+ * key, the second's INSERT … ON CONFLICT waits for the first to commit, inserts nothing, and
+ * then reads the first one's id. The NOTIFY is sent inside the transaction, so listeners
+ * hear it only once the deliveries are committed (and not at all on rollback).
+ *
+ * With `client` (the transactional outbox) the same statements run on the host's client in
+ * the host's open transaction, and Herald issues no BEGIN, COMMIT or ROLLBACK of its own:
+ * the host's COMMIT makes the event, its deliveries and the NOTIFY; its ROLLBACK, none of
+ * them. A failing statement aborts the host's transaction, which the host then rolls back.
+ */
+export async function publishEvent(pool: Pool, e: NewEvent, now: number, client?: unknown): Promise<PublishResult> {
+  if (client === undefined) return transaction(pool, (db) => insertEvent(db, e, now));
+  const db = await inHostTransaction(client);
+  return insertEvent(db, e, now);
+}
+
+/**
+ * The host's client, once it is known to be inside a transaction block. Given a Pool or a
+ * client in autocommit, every statement would commit on its own (an event could be stored
+ * without its deliveries), so that is refused. The first statement of a transaction is the
+ * only one whose statement_timestamp() equals transaction_timestamp(): after BEGIN, any
+ * later statement starts strictly later.
+ */
+async function inHostTransaction(client: unknown): Promise<Queryable> {
+  if (typeof client !== 'object' || client === null || typeof (client as { query?: unknown }).query !== 'function') {
+    throw new HeraldError('VALIDATION_FAILED', 'client must be a pg Client or PoolClient inside the host\'s transaction');
+  }
+  const db = client as Queryable;
+  const { rows } = await sql(db, 'SELECT transaction_timestamp() < statement_timestamp() AS in_block');
+  if (rows[0]?.in_block !== true) {
+    throw new HeraldError(
+      'VALIDATION_FAILED',
+      'publish with { client } needs a client inside an open transaction (after BEGIN), not a Pool or a client in autocommit',
+    );
+  }
+  return db;
+}
+
+/** The statements of a publish, on a client already inside a transaction. */
+async function insertEvent(db: Queryable, e: NewEvent, now: number): Promise<PublishResult> {
+  const inserted = await sql(
+    db,
+    `INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+     RETURNING id`,
+    [e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now],
+  );
+  if (inserted.rowCount === 0) {
+    const first = await sql(db, 'SELECT id FROM events WHERE company_id = $1 AND idempotency_key = $2', [e.company_id, e.idempotency_key]);
+    if (!first.rows[0]) throw new Error(`event with idempotency key "${e.idempotency_key}" conflicted but cannot be read`);
+    return { id: String(first.rows[0].id), duplicate: true, deliveries: 0 };
+  }
+  const candidates = await sql(
+    db,
+    `SELECT s.id, s.app_id, s.resource_type, s.resource_id
+     FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
+     WHERE c.company_id = $1 AND c.channel = $2`,
+    [e.company_id, e.channel],
+  );
+  const ids: string[] = [];
+  const subs: string[] = [];
+  const apps: string[] = [];
+  for (const s of candidates.rows) {
+    const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
+    if (!matchesResource(resource, e)) continue;
+    ids.push(newId('dlv'));
+    subs.push(String(s.id));
+    apps.push(String(s.app_id));
+  }
+  if (ids.length > 0) {
+    // One statement for every delivery and the hint: a data-modifying CTE always runs to
+    // completion, and the NOTIFY is delivered at COMMIT.
+    await sql(
+      db,
+      `WITH queued AS (
+         INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, created_at, updated_at)
+         SELECT v.id, $1, v.sub, $2, v.app, $3, 'pending', 0, $4, $4, $4
+         FROM unnest($5::text[], $6::text[], $7::text[]) AS v(id, sub, app)
+       )
+       SELECT pg_notify('${NOTIFY_CHANNEL}', '')`,
+      [e.id, e.company_id, e.channel, now, ids, subs, apps],
+    );
+  }
+  return { id: e.id, duplicate: false, deliveries: ids.length };
+}
+
+/**
+ * The claim, in one statement (graphile-worker's and pg-boss's shape): the CTE locks up to
+ * `limit` due rows with FOR UPDATE SKIP LOCKED, so concurrent claimers in any number of
+ * processes pass over each other's rows instead of queueing behind them, and the UPDATE
+ * stamps the lease on exactly the rows locked. It autocommits: no transaction is held while
+ * the dispatcher sends. The partial index deliveries_due (status = 'pending') keeps the scan
+ * on the due rows only.
+ *
+ * Measured (PostgreSQL 15, 2 vCPU, 20,000 due rows, batches of 100, this statement alone):
+ * SKIP LOCKED 17,900 rows/s with one claimer and 22,300 with eight; plain FOR UPDATE 17,300
+ * and 15,000 (the eight queue on the same first rows, then re-check and skip them). Without
+ * the row lock (SELECT then UPDATE) two claimers take the same rows: the concurrency test in
+ * test/integration/postgres-story.test.ts fails on that.
+ */
+export const CLAIM_SQL = `WITH due AS (
+  SELECT id FROM deliveries
+  WHERE status = 'pending' AND next_attempt_at <= $1
+  ORDER BY next_attempt_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
+FROM due WHERE d.id = due.id
+RETURNING d.id`;
+
+export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  const lease = newLease();
+  const claimed = await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
+  if (claimed.rowCount === 0) return [];
+  return selectClaimed(pool, lease);
+}
+
+/**
+ * Everything the dispatcher needs for the deliveries holding `lease`, in one joined SELECT,
+ * the previous (rotated, unexpired) secrets of the signing kind included as an array.
+ */
+async function selectClaimed(db: Queryable, lease: string): Promise<ClaimedDelivery[]> {
+  const { rows } = await sql(
+    db,
+    `SELECT ${CLAIM_COLUMNS},
+            ARRAY(SELECT x.secret FROM app_secrets x
+                  WHERE x.app_id = a.id AND x.expires_at > $2
+                    AND x.kind = CASE a.signature WHEN 'standard_webhooks' THEN 'signing' ELSE 'client' END
+                  ORDER BY x.created_at DESC) AS previous_secrets
+     ${CLAIM_FROM}
+     WHERE d.lease_token = $1`,
+    [lease, Date.now()],
+  );
+  return rows.map((row) => {
+    const d = toClaimed(row, lease);
+    d.previousSecrets = d.app ? (row.previous_secrets as string[]) : [];
+    return d;
+  });
+}
+
+export async function createPing(
+  pool: Pool, e: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number,
+): Promise<ClaimedDelivery> {
+  const lease = newLease();
+  await transaction(pool, async (db) => {
+    await sql(
+      db,
+      'INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6)',
+      [e.id, e.company_id, e.channel, eventBody(e), e.user_id, now],
+    );
+    await sql(
+      db,
+      `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $9)`,
+      [newId('dlv'), e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now],
+    );
+  });
+  return (await selectClaimed(pool, lease))[0]!;
+}
+
+/**
+ * Inside a transaction: the subscriptions, their channel index and their pending deliveries.
+ * Unlike SQLite's single writer, a concurrent publish that read a subscription before this
+ * commits can still queue a delivery to it afterwards; the dispatcher drops such a delivery
+ * at send time ("subscription deleted"), so nothing is sent. Locking each subscription row
+ * in every publish (FOR SHARE) would close that window at the price of a row-lock write per
+ * matching subscription per event.
+ */
+export async function removeSubscriptions(db: Queryable, ids: string[], reason: string, now: number): Promise<void> {
+  if (ids.length === 0) return;
+  await sql(
+    db,
+    `UPDATE deliveries SET status = 'dropped', last_error = $1, next_attempt_at = NULL, lease_token = NULL, updated_at = $2
+     WHERE subscription_id = ANY($3::text[]) AND status = 'pending'`,
+    [reason, now, ids],
+  );
+  await sql(db, 'DELETE FROM subscription_channels WHERE subscription_id = ANY($1::text[])', [ids]);
+  await sql(db, 'DELETE FROM subscriptions WHERE id = ANY($1::text[])', [ids]);
+}
+
+const GONE_REASON = 'subscription removed: receiver answered 410 Gone';
+
+/**
+ * One transaction per batch, and a constant number of statements per batch rather than two
+ * per outcome: all attempts in one INSERT … unnest, all state changes in one UPDATE … FROM
+ * unnest, each guarded by the lease so a stale holder changes nothing. A 410 Gone removes
+ * its subscription (dropping that subscription's other pending deliveries) before the
+ * outcomes after it are applied, so the batch ends exactly as SQLite's row-by-row loop does;
+ * the batch is split there, which costs extra statements only for the rare 410.
+ */
+export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  await transaction(pool, async (db) => {
+    let segment: DeliveryOutcome[] = [];
+    for (const o of outcomes) {
+      segment.push(o);
+      if (o.kind !== 'gone') continue;
+      const changed = await applySegment(db, segment);
+      segment = [];
+      if (changed.has(o.id)) await removeSubscriptions(db, [o.subscription_id], GONE_REASON, o.attempt.started_at + o.attempt.duration_ms);
+    }
+    await applySegment(db, segment);
+  });
+}
+
+/** Applies outcomes whose order does not matter among themselves; returns the ids changed. */
+async function applySegment(db: Queryable, segment: DeliveryOutcome[]): Promise<Set<string>> {
+  if (segment.length === 0) return new Set();
+  const a = { id: [] as string[], n: [] as number[], started: [] as number[], ms: [] as number[], code: [] as (number | null)[], error: [] as (string | null)[], excerpt: [] as (string | null)[] };
+  const f = { id: [] as string[], lease: [] as string[], status: [] as string[], inc: [] as number[], next: [] as (number | null)[], code: [] as (number | null)[], error: [] as (string | null)[], now: [] as number[] };
+  const seen = new Set<string>();
+  for (const o of segment) {
+    let row: [status: string, inc: number, next: number | null, code: number | null, error: string | null, now: number];
+    if (o.kind === 'dropped') {
+      row = ['dropped', 0, null, null, o.reason, o.at];
+    } else {
+      const t = o.attempt;
+      a.id.push(t.delivery_id); a.n.push(t.attempt); a.started.push(t.started_at); a.ms.push(t.duration_ms);
+      a.code.push(t.status_code); a.error.push(t.error); a.excerpt.push(t.response_excerpt);
+      const status = o.kind === 'succeeded' ? 'succeeded' : o.kind === 'retry' ? 'pending' : 'failed';
+      const error = o.kind === 'gone' ? 'receiver answered 410 Gone: subscription removed' : t.error;
+      row = [status, 1, o.kind === 'retry' ? o.next_attempt_at : null, t.status_code, error, t.started_at + t.duration_ms];
+    }
+    // Row by row, a repeat of the same lease would find it already cleared: only the first counts.
+    const key = `${o.id}\u0000${o.lease}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    f.id.push(o.id); f.lease.push(o.lease); f.status.push(row[0]); f.inc.push(row[1]);
+    f.next.push(row[2]); f.code.push(row[3]); f.error.push(row[4]); f.now.push(row[5]);
+  }
+  if (a.id.length > 0) {
+    await sql(
+      db,
+      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+       SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])`,
+      [a.id, a.n, a.started, a.ms, a.code, a.error, a.excerpt],
+    );
+  }
+  const { rows } = await sql(
+    db,
+    `UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next, lease_token = NULL,
+       last_status_code = COALESCE(v.code, d.last_status_code), last_error = v.error, updated_at = v.now
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::text[], $8::bigint[])
+       AS v(id, lease, status, inc, next, code, error, now)
+     WHERE d.id = v.id AND d.lease_token = v.lease
+     RETURNING d.id`,
+    [f.id, f.lease, f.status, f.inc, f.next, f.code, f.error, f.now],
+  );
+  return new Set(rows.map((r) => String(r.id)));
+}

@@ -1,0 +1,179 @@
+import type { ResourceType } from '../domain/catalog.js';
+import type { App, ClaimedDelivery, Company, Delivery, Grant, Role, StoredEvent, Subscription, User } from './types.js';
+
+/**
+ * Row <-> record mapping shared by every engine: JSON columns are text on SQLite and on
+ * PostgreSQL alike, times are epoch milliseconds (BIGINT arrives as a string from pg).
+ */
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+const str = (v: unknown): string => String(v);
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
+
+export const toResourceType = (r: Row): ResourceType => ({
+  type: str(r.type),
+  plural: str(r.plural),
+  actions: json<string[]>(r.actions),
+  parents: json<string[]>(r.parents),
+});
+
+export const toCompany = (r: Row): Company => ({
+  id: str(r.id),
+  name: str(r.name),
+  sub_domain: str(r.sub_domain),
+  created_at: num(r.created_at),
+});
+
+export const toRole = (r: Row): Role => ({
+  company_id: str(r.company_id),
+  name: str(r.name),
+  permissions: json(r.permissions),
+});
+
+export const toUser = (r: Row): User => ({
+  id: str(r.id),
+  company_id: str(r.company_id),
+  email: str(r.email),
+  name: str(r.name),
+  role: str(r.role),
+  created_at: num(r.created_at),
+  updated_at: num(r.updated_at),
+});
+
+export const toApp = (r: Row): App => ({
+  id: str(r.id),
+  name: str(r.name),
+  url: str(r.url),
+  redirect_uris: json<string[]>(r.redirect_uris),
+  signature: str(r.signature) as App['signature'],
+  client_id: str(r.client_id),
+  client_secret: str(r.client_secret),
+  signing_secret: str(r.signing_secret),
+  public_client: r.public_client === true || Number(r.public_client) === 1,
+  created_at: num(r.created_at),
+});
+
+export const toGrant = (r: Row): Grant => ({
+  id: str(r.id),
+  app_id: str(r.app_id),
+  user_id: str(r.user_id),
+  company_id: str(r.company_id),
+  scope: str(r.scope),
+  created_at: num(r.created_at),
+  revoked_at: numOrNull(r.revoked_at),
+});
+
+export const toSubscription = (r: Row): Subscription => ({
+  id: str(r.id),
+  grant_id: str(r.grant_id),
+  app_id: str(r.app_id),
+  user_id: str(r.user_id),
+  company_id: str(r.company_id),
+  channels: json<string[]>(r.channels),
+  callback_url: str(r.callback_url),
+  resource: r.resource_type === null || r.resource_type === undefined ? null : { type: str(r.resource_type), id: str(r.resource_id) },
+  headers: json<Record<string, string>>(r.headers),
+  content_type: r.content_type === 'json' ? 'json' : 'form',
+  created_at: num(r.created_at),
+  updated_at: num(r.updated_at),
+});
+
+export const eventBody = (e: Pick<StoredEvent, 'object' | 'links' | 'resources'>): string =>
+  JSON.stringify({ object: e.object, links: e.links, resources: e.resources });
+
+export const toEvent = (r: Row): StoredEvent => {
+  const body = json<Pick<StoredEvent, 'object' | 'links' | 'resources'>>(r.body);
+  return {
+    id: str(r.id),
+    company_id: str(r.company_id),
+    channel: str(r.channel),
+    object: body.object,
+    links: body.links,
+    resources: body.resources,
+    user_id: strOrNull(r.user_id),
+    idempotency_key: strOrNull(r.idempotency_key),
+    created_at: num(r.created_at),
+  };
+};
+
+export const toDelivery = (r: Row): Delivery => ({
+  id: str(r.id),
+  event_id: str(r.event_id),
+  subscription_id: str(r.subscription_id),
+  company_id: str(r.company_id),
+  app_id: str(r.app_id),
+  channel: str(r.channel),
+  status: str(r.status) as Delivery['status'],
+  attempts: num(r.attempts),
+  next_attempt_at: numOrNull(r.next_attempt_at),
+  last_status_code: numOrNull(r.last_status_code),
+  last_error: strOrNull(r.last_error),
+  created_at: num(r.created_at),
+  updated_at: num(r.updated_at),
+});
+
+/** `s.id AS s__id, s.name AS s__name, …`: lets one joined row carry several tables. */
+export function prefixed(alias: string, columns: readonly string[]): string {
+  return columns.map((c) => `${alias}.${c} AS ${alias}__${c}`).join(', ');
+}
+
+/** The columns of one table out of a joined row, or null when the LEFT JOIN found nothing. */
+export function unprefix(row: Row, alias: string): Row | null {
+  const out: Row = {};
+  const p = `${alias}__`;
+  for (const [k, v] of Object.entries(row)) if (k.startsWith(p)) out[k.slice(p.length)] = v;
+  return out.id === null || out.id === undefined ? null : out;
+}
+
+export const COLUMNS = {
+  events: ['id', 'company_id', 'channel', 'body', 'user_id', 'idempotency_key', 'created_at'],
+  subscriptions: ['id', 'grant_id', 'app_id', 'user_id', 'company_id', 'channels', 'callback_url', 'resource_type', 'resource_id', 'headers', 'content_type', 'created_at', 'updated_at'],
+  apps: ['id', 'name', 'url', 'redirect_uris', 'signature', 'client_id', 'client_secret', 'signing_secret', 'public_client', 'created_at'],
+  grants: ['id', 'app_id', 'user_id', 'company_id', 'scope', 'created_at', 'revoked_at'],
+  companies: ['id', 'name', 'sub_domain', 'created_at'],
+  users: ['id', 'company_id', 'email', 'name', 'role', 'created_at', 'updated_at'],
+} as const;
+
+/** A claimed delivery out of the joined claim row (aliases e, s, a, g, c, u and role_*). */
+export function toClaimed(row: Row, lease: string): ClaimedDelivery {
+  const pick = <T>(alias: string, map: (r: Row) => T): T | null => {
+    const r = unprefix(row, alias);
+    return r ? map(r) : null;
+  };
+  return {
+    id: String(row.id),
+    lease,
+    attempts: Number(row.attempts),
+    event: toEvent(unprefix(row, 'e')!),
+    subscription: pick('s', toSubscription),
+    app: pick('a', toApp),
+    previousSecrets: [],
+    grant: pick('g', toGrant),
+    company: pick('c', toCompany),
+    user: pick('u', toUser),
+    role: row.role_name === null || row.role_name === undefined
+      ? null
+      : toRole({ company_id: row.role_company_id, name: row.role_name, permissions: row.role_permissions }),
+  };
+}
+
+/**
+ * The columns and joins of a claimed delivery (read by toClaimed), shared by both engines'
+ * claim queries so they cannot drift apart. LEFT JOINs: a deleted subscription, app, grant,
+ * user or role comes back as null and the dispatcher drops the delivery with the reason.
+ */
+export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}, ${prefixed('s', COLUMNS.subscriptions)},
+  ${prefixed('a', COLUMNS.apps)}, ${prefixed('g', COLUMNS.grants)}, ${prefixed('c', COLUMNS.companies)},
+  ${prefixed('u', COLUMNS.users)}, r.name AS role_name, r.permissions AS role_permissions, r.company_id AS role_company_id`;
+
+export const CLAIM_FROM = `FROM deliveries d
+  JOIN events e ON e.id = d.event_id
+  LEFT JOIN subscriptions s ON s.id = d.subscription_id
+  LEFT JOIN apps a ON a.id = d.app_id
+  LEFT JOIN grants g ON g.id = s.grant_id
+  LEFT JOIN companies c ON c.id = d.company_id
+  LEFT JOIN users u ON u.id = s.user_id
+  LEFT JOIN roles r ON r.company_id = u.company_id AND r.name = u.role`;

@@ -1,0 +1,451 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ResourceType } from '../../domain/catalog.js';
+import { HeraldError } from '../../domain/errors.js';
+import { newId } from '../../domain/ids.js';
+import { matchesResource } from '../../domain/subscription.js';
+import { loadMigrations } from '../migrations.js';
+import { SqliteOAuthStore } from './oauth.js';
+import { prune } from './retention.js';
+import {
+  CLAIM_COLUMNS, CLAIM_FROM, COLUMNS, eventBody, prefixed, toApp, toClaimed, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  toSubscription, toUser, unprefix,
+} from '../rows.js';
+import type {
+  App, Attempt, ClaimedDelivery, SecretKind, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken,
+  NewEvent, Owner, PublishOptions, PublishResult, Role, Store, Subscription, TokenContext, User,
+} from '../types.js';
+
+type Row = Record<string, unknown>;
+
+/**
+ * The embedded engine: better-sqlite3 in WAL mode. SQLite has one writer, so every write
+ * runs in a `BEGIN IMMEDIATE` transaction and the claim is a single UPDATE … RETURNING that
+ * re-checks the state itself (pg-boss's path for engines without SKIP LOCKED). Several
+ * processes may share the file; busy_timeout makes them queue for the write lock.
+ *
+ * synchronous=FULL: a commit is on disk before `POST /admin/events` answers 202, so an
+ * acknowledged event survives power loss, not only a process crash.
+ */
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite';
+  readonly capabilities = { supportsSkipLocked: false, supportsListenNotify: false };
+  readonly oauth: SqliteOAuthStore;
+  /** @internal shared with SqliteOAuthStore */
+  readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.oauth = new SqliteOAuthStore(this);
+  }
+
+  /** Prepared statements are cached by their SQL text. @internal */
+  q(sql: string): Database.Statement {
+    let stmt = this.stmts.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.stmts.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** @internal */
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    for (const m of loadMigrations('sqlite')) {
+      this.write(() => {
+        if (this.db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version)) return;
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
+      });
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.q('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    this.stmts.clear();
+    this.db.close();
+  }
+
+  async settingIfAbsent(key: string, value: string): Promise<string> {
+    return this.write(() => {
+      this.q('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value);
+      return String((this.q('SELECT value FROM settings WHERE key = ?').get(key) as Row).value);
+    });
+  }
+
+  async putResourceType(t: ResourceType): Promise<void> {
+    this.write(() => {
+      const other = this.q('SELECT type FROM resource_types WHERE plural = ? AND type <> ?').get(t.plural, t.type) as Row | undefined;
+      if (other) throw new HeraldError('CONFLICT', `plural "${t.plural}" is already used by resource type "${String(other.type)}"`);
+      this.q(
+        `INSERT INTO resource_types (type, plural, actions, parents, position)
+         VALUES (@type, @plural, @actions, @parents, (SELECT COALESCE(MAX(position), 0) + 1 FROM resource_types))
+         ON CONFLICT (type) DO UPDATE SET plural = excluded.plural, actions = excluded.actions, parents = excluded.parents`,
+      ).run({ type: t.type, plural: t.plural, actions: JSON.stringify(t.actions), parents: JSON.stringify(t.parents) });
+    });
+  }
+
+  async listResourceTypes(): Promise<ResourceType[]> {
+    return (this.q('SELECT * FROM resource_types ORDER BY position').all() as Row[]).map(toResourceType);
+  }
+
+  async createCompany(c: Company): Promise<void> {
+    try {
+      this.q('INSERT INTO companies (id, name, sub_domain, created_at) VALUES (@id, @name, @sub_domain, @created_at)').run(c);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new HeraldError('SUB_DOMAIN_TAKEN', `sub_domain "${c.sub_domain}" is already taken`);
+      throw err;
+    }
+  }
+
+  async getCompany(id: string): Promise<Company | null> {
+    const row = this.q('SELECT * FROM companies WHERE id = ?').get(id) as Row | undefined;
+    return row ? toCompany(row) : null;
+  }
+
+  async putRole(role: Role): Promise<void> {
+    this.q(
+      `INSERT INTO roles (company_id, name, permissions) VALUES (?, ?, ?)
+       ON CONFLICT (company_id, name) DO UPDATE SET permissions = excluded.permissions`,
+    ).run(role.company_id, role.name, JSON.stringify(role.permissions));
+  }
+
+  async getRole(companyId: string, name: string): Promise<Role | null> {
+    const row = this.q('SELECT * FROM roles WHERE company_id = ? AND name = ?').get(companyId, name) as Row | undefined;
+    return row ? toRole(row) : null;
+  }
+
+  async createUser(u: User, passwordHash: string | null): Promise<void> {
+    try {
+      this.q(
+        `INSERT INTO users (id, company_id, email, name, role, password_hash, created_at, updated_at)
+         VALUES (@id, @company_id, @email, @name, @role, @password_hash, @created_at, @updated_at)`,
+      ).run({ ...u, password_hash: passwordHash });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new HeraldError('EMAIL_TAKEN', `email "${u.email}" is already used in this company`);
+      throw err;
+    }
+  }
+
+  async getUser(companyId: string, id: string): Promise<User | null> {
+    const row = this.q('SELECT * FROM users WHERE company_id = ? AND id = ?').get(companyId, id) as Row | undefined;
+    return row ? toUser(row) : null;
+  }
+
+  async getUserById(id: string): Promise<User | null> {
+    const row = this.q('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return row ? toUser(row) : null;
+  }
+
+  async setUserPassword(companyId: string, id: string, passwordHash: string, now: number): Promise<boolean> {
+    return this.q('UPDATE users SET password_hash = ?, updated_at = ? WHERE company_id = ? AND id = ?').run(passwordHash, now, companyId, id).changes > 0;
+  }
+
+  async setUserRole(companyId: string, id: string, role: string, now: number): Promise<User | null> {
+    const row = this.q('UPDATE users SET role = ?, updated_at = ? WHERE company_id = ? AND id = ? RETURNING *').get(role, now, companyId, id) as Row | undefined;
+    return row ? toUser(row) : null;
+  }
+
+  async createApp(a: App): Promise<void> {
+    this.q(
+      `INSERT INTO apps (id, name, url, redirect_uris, signature, client_id, client_secret, signing_secret, public_client, created_at)
+       VALUES (@id, @name, @url, @redirect_uris, @signature, @client_id, @client_secret, @signing_secret, @public_client, @created_at)`,
+    ).run({ ...a, redirect_uris: JSON.stringify(a.redirect_uris), public_client: a.public_client ? 1 : 0 });
+  }
+
+  async getApp(id: string): Promise<App | null> {
+    const row = this.q('SELECT * FROM apps WHERE id = ?').get(id) as Row | undefined;
+    return row ? toApp(row) : null;
+  }
+
+  async rotateAppSecret(appId: string, kind: SecretKind, secret: string, graceUntil: number, now: number): Promise<App | null> {
+    const column = kind === 'client' ? 'client_secret' : 'signing_secret';
+    return this.write(() => {
+      const row = this.q('SELECT * FROM apps WHERE id = ?').get(appId) as Row | undefined;
+      if (!row) return null;
+      this.q('INSERT INTO app_secrets (app_id, kind, secret, expires_at, created_at) VALUES (?, ?, ?, ?, ?)').run(appId, kind, row[column], graceUntil, now);
+      this.q(`UPDATE apps SET ${column} = ? WHERE id = ?`).run(secret, appId);
+      return toApp({ ...row, [column]: secret });
+    });
+  }
+
+  async createGrant(g: Grant, token: NewAccessToken): Promise<void> {
+    this.write(() => {
+      this.q(
+        `INSERT INTO grants (id, app_id, user_id, company_id, scope, created_at, revoked_at)
+         VALUES (@id, @app_id, @user_id, @company_id, @scope, @created_at, @revoked_at)`,
+      ).run(g);
+      this.insertTokens([token]);
+    });
+  }
+
+  async getGrant(id: string): Promise<Grant | null> {
+    const row = this.q('SELECT * FROM grants WHERE id = ?').get(id) as Row | undefined;
+    return row ? toGrant(row) : null;
+  }
+
+  async revokeGrant(id: string, now: number): Promise<boolean> {
+    return this.write(() => {
+      const changed = this.q('UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes;
+      if (changed === 0) return false;
+      this.q('DELETE FROM access_tokens WHERE grant_id = ?').run(id);
+      const subs = (this.q('SELECT id FROM subscriptions WHERE grant_id = ?').all(id) as Row[]).map((r) => String(r.id));
+      for (const subId of subs) this.removeSubscription(subId, 'grant revoked', now);
+      return true;
+    });
+  }
+
+  private insertTokens(tokens: NewAccessToken[]): void {
+    const stmt = this.q('INSERT INTO access_tokens (hash, grant_id, expires_at, created_at) VALUES (@hash, @grant_id, @expires_at, @created_at)');
+    for (const t of tokens) stmt.run(t);
+  }
+
+  async insertAccessTokens(tokens: NewAccessToken[]): Promise<void> {
+    if (tokens.length > 0) this.write(() => this.insertTokens(tokens));
+  }
+
+  async findAccessToken(hash: string): Promise<TokenContext | null> {
+    const row = this.q(
+      `SELECT t.expires_at, ${prefixed('g', COLUMNS.grants)}, ${prefixed('a', COLUMNS.apps)}, ${prefixed('u', COLUMNS.users)}
+       FROM access_tokens t
+       JOIN grants g ON g.id = t.grant_id AND g.revoked_at IS NULL
+       JOIN apps a ON a.id = g.app_id
+       JOIN users u ON u.id = g.user_id
+       WHERE t.hash = ?`,
+    ).get(hash) as Row | undefined;
+    if (!row) return null;
+    return {
+      grant: toGrant(unprefix(row, 'g')!),
+      app: toApp(unprefix(row, 'a')!),
+      user: toUser(unprefix(row, 'u')!),
+      expires_at: Number(row.expires_at),
+    };
+  }
+
+  async createSubscription(s: Subscription): Promise<void> {
+    this.write(() => {
+      this.q(
+        `INSERT INTO subscriptions (id, grant_id, app_id, user_id, company_id, channels, callback_url, resource_type, resource_id, headers, content_type, created_at, updated_at)
+         VALUES (@id, @grant_id, @app_id, @user_id, @company_id, @channels, @callback_url, @resource_type, @resource_id, @headers, @content_type, @created_at, @updated_at)`,
+      ).run(subscriptionParams(s));
+      this.indexChannels(s);
+    });
+  }
+
+  private indexChannels(s: Subscription): void {
+    this.q('DELETE FROM subscription_channels WHERE subscription_id = ?').run(s.id);
+    const stmt = this.q('INSERT INTO subscription_channels (company_id, channel, subscription_id) VALUES (?, ?, ?)');
+    for (const channel of s.channels) stmt.run(s.company_id, channel, s.id);
+  }
+
+  async getSubscription(owner: Owner, id: string): Promise<Subscription | null> {
+    const row = this.q('SELECT * FROM subscriptions WHERE id = ? AND app_id = ? AND user_id = ? AND company_id = ?').get(
+      id, owner.app_id, owner.user_id, owner.company_id,
+    ) as Row | undefined;
+    return row ? toSubscription(row) : null;
+  }
+
+  async listSubscriptions(owner: Owner): Promise<Subscription[]> {
+    const rows = this.q('SELECT * FROM subscriptions WHERE app_id = ? AND user_id = ? AND company_id = ? ORDER BY created_at, id').all(
+      owner.app_id, owner.user_id, owner.company_id,
+    ) as Row[];
+    return rows.map(toSubscription);
+  }
+
+  async updateSubscription(owner: Owner, s: Subscription): Promise<boolean> {
+    return this.write(() => {
+      const changed = this.q(
+        `UPDATE subscriptions SET channels = @channels, callback_url = @callback_url, resource_type = @resource_type,
+           resource_id = @resource_id, headers = @headers, content_type = @content_type, updated_at = @updated_at
+         WHERE id = @id AND app_id = @owner_app AND user_id = @owner_user AND company_id = @owner_company`,
+      ).run({ ...subscriptionParams(s), owner_app: owner.app_id, owner_user: owner.user_id, owner_company: owner.company_id }).changes;
+      if (changed > 0) this.indexChannels(s);
+      return changed > 0;
+    });
+  }
+
+  async deleteSubscription(owner: Owner, id: string, reason: string, now: number): Promise<boolean> {
+    return this.write(() => {
+      const found = this.q('SELECT 1 FROM subscriptions WHERE id = ? AND app_id = ? AND user_id = ? AND company_id = ?').get(
+        id, owner.app_id, owner.user_id, owner.company_id,
+      );
+      if (!found) return false;
+      this.removeSubscription(id, reason, now);
+      return true;
+    });
+  }
+
+  /** Inside a write transaction: the subscription, its channel index, its pending deliveries. */
+  private removeSubscription(id: string, reason: string, now: number): void {
+    this.q(
+      `UPDATE deliveries SET status = 'dropped', last_error = ?, next_attempt_at = NULL, lease_token = NULL, updated_at = ?
+       WHERE subscription_id = ? AND status = 'pending'`,
+    ).run(reason, now, id);
+    this.q('DELETE FROM subscription_channels WHERE subscription_id = ?').run(id);
+    this.q('DELETE FROM subscriptions WHERE id = ?').run(id);
+  }
+
+  async publishEvent(e: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult> {
+    if (options?.client !== undefined) {
+      throw new HeraldError('VALIDATION_FAILED', 'transactional publish (publish with { client }) needs PostgreSQL; this Herald stores on SQLite');
+    }
+    return this.write(() => {
+      if (e.idempotency_key !== null) {
+        const first = this.q('SELECT id FROM events WHERE company_id = ? AND idempotency_key = ?').get(e.company_id, e.idempotency_key) as Row | undefined;
+        if (first) return { id: String(first.id), duplicate: true, deliveries: 0 };
+      }
+      this.q(
+        `INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now);
+      const candidates = this.q(
+        `SELECT s.id, s.app_id, s.resource_type, s.resource_id
+         FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
+         WHERE c.company_id = ? AND c.channel = ?`,
+      ).all(e.company_id, e.channel) as Row[];
+      const insert = this.q(
+        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+      );
+      let deliveries = 0;
+      for (const s of candidates) {
+        const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
+        if (!matchesResource(resource, e)) continue;
+        insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, now, now, now);
+        deliveries++;
+      }
+      return { id: e.id, duplicate: false, deliveries };
+    });
+  }
+
+  async claimDueDeliveries(limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    const lease = randomBytes(12).toString('base64url');
+    const claimed = this.q(
+      `UPDATE deliveries SET next_attempt_at = @until, lease_token = @lease, updated_at = @now
+       WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= @now
+                    ORDER BY next_attempt_at LIMIT @limit)
+         AND status = 'pending' AND next_attempt_at <= @now`,
+    ).run({ until: now + leaseMs, lease, now, limit }).changes;
+    if (claimed === 0) return [];
+    return this.selectClaimed(lease);
+  }
+
+  private async selectClaimed(lease: string): Promise<ClaimedDelivery[]> {
+    const rows = this.q(`SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.lease_token = ?`).all(lease) as Row[];
+    const claimed = rows.map((row) => toClaimed(row, lease));
+    const now = Date.now();
+    const previous = new Map<string, Promise<string[]>>();
+    for (const d of claimed) {
+      if (!d.app) continue;
+      if (!previous.has(d.app.id)) previous.set(d.app.id, this.oauth.previousSecrets(d.app.id, d.app.signature === 'standard_webhooks' ? 'signing' : 'client', now));
+      d.previousSecrets = await previous.get(d.app.id)!;
+    }
+    return claimed;
+  }
+
+  async createPing(e: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {
+    const lease = randomBytes(12).toString('base64url');
+    const id = newId('dlv');
+    this.write(() => {
+      this.q('INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)').run(
+        e.id, e.company_id, e.channel, eventBody(e), e.user_id, now,
+      );
+      this.q(
+        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)`,
+      ).run(id, e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now, now);
+    });
+    return (await this.selectClaimed(lease))[0]!;
+  }
+
+  async recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    this.write(() => {
+      const attempt = this.q(
+        `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+         VALUES (@delivery_id, @attempt, @started_at, @duration_ms, @status_code, @error, @response_excerpt)`,
+      );
+      const finish = this.q(
+        `UPDATE deliveries SET status = @status, attempts = attempts + @inc, next_attempt_at = @next, lease_token = NULL,
+           last_status_code = COALESCE(@code, last_status_code), last_error = @error, updated_at = @now
+         WHERE id = @id AND lease_token = @lease`,
+      );
+      for (const o of outcomes) {
+        if (o.kind === 'dropped') {
+          finish.run({ status: 'dropped', inc: 0, next: null, code: null, error: o.reason, now: o.at, id: o.id, lease: o.lease });
+          continue;
+        }
+        const a = o.attempt;
+        attempt.run(a);
+        const now = a.started_at + a.duration_ms;
+        const status = o.kind === 'succeeded' ? 'succeeded' : o.kind === 'retry' ? 'pending' : 'failed';
+        const next = o.kind === 'retry' ? o.next_attempt_at : null;
+        const error = o.kind === 'gone' ? 'receiver answered 410 Gone: subscription removed' : a.error;
+        const changed = finish.run({ status, inc: 1, next, code: a.status_code, error, now, id: o.id, lease: o.lease }).changes;
+        if (o.kind === 'gone' && changed > 0) this.removeSubscription(o.subscription_id, 'subscription removed: receiver answered 410 Gone', now);
+      }
+    });
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const row = this.q("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'").get() as Row;
+    return row.at === null ? null : Number(row.at);
+  }
+
+  async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const key of ['company_id', 'subscription_id', 'event_id', 'status'] as const) {
+      if (f[key] !== undefined) {
+        where.push(`${key} = ?`);
+        params.push(f[key]);
+      }
+    }
+    const sql = `SELECT * FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return (this.q(sql).all(...params, f.limit) as Row[]).map(toDelivery);
+  }
+
+  async getDelivery(id: string): Promise<Delivery | null> {
+    const row = this.q('SELECT * FROM deliveries WHERE id = ?').get(id) as Row | undefined;
+    return row ? toDelivery(row) : null;
+  }
+
+  async listAttempts(deliveryId: string): Promise<Attempt[]> {
+    return this.q('SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, started_at').all(deliveryId) as Attempt[];
+  }
+
+  /** See retention.ts. */
+  prune(before: number, batchSize: number, signal?: AbortSignal): Promise<number> {
+    return prune(this, before, batchSize, signal);
+  }
+}
+
+function subscriptionParams(s: Subscription): Row {
+  return {
+    ...s,
+    channels: JSON.stringify(s.channels),
+    resource_type: s.resource?.type ?? null,
+    resource_id: s.resource?.id ?? null,
+    headers: JSON.stringify(s.headers),
+  };
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('SQLITE_CONSTRAINT_UNIQUE');
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../../src/config.js';
+import { Sender } from '../../src/delivery/sender.js';
+import { Receiver } from '../support/receiver.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { ok, publishEvent, seedStory, subscribe, waitForDeliveries, type Story } from '../support/story.js';
+
+describe('delivery behaviour', () => {
+  let s: TestServer;
+  let rx: Receiver;
+  let story: Story;
+
+  before(async () => {
+    rx = await Receiver.start();
+    s = await startServer({ HERALD_DELIVERY_TIMEOUT: '500ms', HERALD_LEASE: '3s' });
+    story = await seedStory(s, `${rx.url}/`);
+  });
+  after(async () => {
+    await s.stop();
+    await rx.close();
+  });
+
+  async function deliverOnce(path: string, channel = 'client.create') {
+    const subId = await subscribe(s, story.token, { channel, callback_url: `${rx.url}${path}` });
+    await publishEvent(s, { channel, company_id: story.companyId, object: { id: 'c1' } });
+    return subId;
+  }
+
+  test('Retry-After is honoured as the earliest next attempt', async () => {
+    rx.respond((r) => (r.path === '/retry-after' ? { status: 429, headers: { 'retry-after': '30' } } : { status: 200 }));
+    const subId = await deliverOnce('/retry-after');
+    const [d] = await waitForDeliveries(s, `subscription_id=${subId}`, (ds) => ds[0]?.attempts === 1);
+    const detail = await ok(s.admin('GET', `/admin/deliveries/${d.id}`), 200);
+    const a = detail.delivery.attempt_log[0];
+    const attemptEnd = Date.parse(a.started_at) + a.duration_ms;
+    const waited = Date.parse(d.next_attempt_at) - attemptEnd;
+    assert.ok(waited >= 30_000 && waited < 31_000, `next attempt ${waited}ms after the 429, Retry-After said 30s`);
+    assert.equal(d.status, 'pending');
+    await ok(s.call('DELETE', `/api/subs/${subId}`, { token: story.token }), 204);
+  });
+
+  test('a receiver slower than the timeout is a failed attempt with the reason', async () => {
+    rx.respond((r) => (r.path === '/slow' ? { status: 200, delayMs: 1500 } : { status: 200 }));
+    const subId = await deliverOnce('/slow', 'client.update');
+    const [d] = await waitForDeliveries(s, `subscription_id=${subId}`, (ds) => ds[0]?.attempts >= 1);
+    const detail = await ok(s.admin('GET', `/admin/deliveries/${d.id}`), 200);
+    assert.equal(detail.delivery.attempt_log[0].status_code, null);
+    assert.match(detail.delivery.attempt_log[0].error, /timeout/);
+    assert.ok(detail.delivery.attempt_log[0].duration_ms < 1400);
+    await ok(s.call('DELETE', `/api/subs/${subId}`, { token: story.token }), 204);
+  });
+
+  test('redirects are not followed: a 3xx is a failed attempt', async () => {
+    rx.respond((r) => (r.path === '/moved' ? { status: 302, headers: { location: `${rx.url}/elsewhere` } } : { status: 200 }));
+    const subId = await deliverOnce('/moved', 'client.delete');
+    const [d] = await waitForDeliveries(s, `subscription_id=${subId}`, (ds) => ds[0]?.attempts >= 1);
+    assert.equal(d.last_status_code, 302);
+    assert.equal(rx.received.filter((r) => r.path === '/elsewhere').length, 0);
+    await ok(s.call('DELETE', `/api/subs/${subId}`, { token: story.token }), 204);
+  });
+
+  test("the subscription's own headers are sent with each delivery", async () => {
+    rx.respond(() => ({ status: 200 }));
+    const subId = await subscribe(s, story.token, { channel: 'invoice.create', callback_url: `${rx.url}/with-headers`, headers: { 'X-Api-Key': 'k-123' } });
+    const listed = await ok(s.call('GET', `/api/subs/${subId}`, { token: story.token }), 200);
+    assert.deepEqual(listed.sub.headers, { 'X-Api-Key': '********' }, 'values are never returned');
+    await publishEvent(s, { channel: 'invoice.create', company_id: story.companyId, object: { id: 'i1' } });
+    await waitForDeliveries(s, `subscription_id=${subId}`, (ds) => ds[0]?.status === 'succeeded');
+    const got = rx.received.find((r) => r.path === '/with-headers')!;
+    assert.equal(got.headers['x-api-key'], 'k-123');
+    assert.equal(got.headers['x-herald-channel'], 'invoice.create');
+    await ok(s.call('DELETE', `/api/subs/${subId}`, { token: story.token }), 204);
+  });
+});
+
+describe('policies that need their own server', () => {
+  test('an expired access token answers 401 TOKEN_EXPIRED', async () => {
+    const s = await startServer({ HERALD_ACCESS_TOKEN_TTL: '1s' });
+    try {
+      const story = await seedStory(s, 'http://127.0.0.1:9/');
+      await ok(s.call('GET', '/api/subs', { token: story.token }), 200);
+      await new Promise((r) => setTimeout(r, 1100));
+      const res = await s.call('GET', '/api/subs', { token: story.token });
+      assert.equal(res.status, 401);
+      assert.equal(res.body.code, 'TOKEN_EXPIRED');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('without HERALD_ALLOW_PRIVATE_CALLBACKS: https only, no private addresses', async () => {
+    const s = await startServer({ HERALD_ALLOW_PRIVATE_CALLBACKS: 'false' });
+    try {
+      const local = await s.admin('POST', '/admin/apps', { name: 'x', url: 'https://127.0.0.1/' });
+      assert.equal(local.status, 422);
+      assert.equal(local.body.code, 'CALLBACK_PRIVATE_ADDRESS');
+      const story = await seedStory(s, 'https://app.example.com/');
+      const http = await s.call('POST', '/api/subs', { token: story.token, body: { sub: { channel: 'client.create', callback_url: 'http://app.example.com/h' } } });
+      assert.equal(http.status, 422);
+      assert.equal(http.body.code, 'CALLBACK_NOT_HTTPS');
+      const meta = await s.call('POST', '/api/subs', { token: story.token, body: { sub: { channel: 'client.create', callback_url: 'https://169.254.169.254/latest' } } });
+      assert.equal(meta.status, 422);
+      await ok(s.call('POST', '/api/subs', { token: story.token, body: { sub: { channel: 'client.create', callback_url: 'https://app.example.com/hooks?x=1' } } }), 201);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('the sender refuses names that resolve to private addresses at connect time', async () => {
+    const rx = await Receiver.start();
+    const port = new URL(rx.url).port;
+    const cfg = loadConfig({}).delivery;
+    const strict = new Sender(cfg, false);
+    const open = new Sender(cfg, true);
+    try {
+      const refused = await strict.send(`http://localhost:${port}/x`, {}, 'a=1');
+      assert.equal(refused.statusCode, null);
+      assert.match(refused.error!, /private address/);
+      assert.equal(rx.received.length, 0);
+      const allowed = await open.send(`http://localhost:${port}/x`, {}, 'a=1');
+      assert.equal(allowed.statusCode, 200);
+    } finally {
+      await strict.close();
+      await open.close();
+      await rx.close();
+    }
+  });
+
+  test('a catalog file declares resource types at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-catalog-'));
+    const file = join(dir, 'catalog.json');
+    writeFileSync(file, JSON.stringify({ resources: { client: { plural: 'clients' }, task: { plural: 'tasks', actions: ['create'], parents: ['project'] } } }));
+    const s = await startServer({ HERALD_CATALOG: file });
+    try {
+      const { resources } = await ok(s.admin('GET', '/admin/resources'), 200);
+      assert.deepEqual(resources, [
+        { type: 'client', plural: 'clients', actions: ['create', 'update', 'delete'], parents: [] },
+        { type: 'task', plural: 'tasks', actions: ['create'], parents: ['project'] },
+      ]);
+    } finally {
+      await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

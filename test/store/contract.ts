@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { newId } from '../../src/domain/ids.js';
+import type { Attempt, Store, Subscription } from '../../src/store/types.js';
+
+/**
+ * The Store contract: every engine must pass this suite, each run on a fresh database.
+ * `open` returns a new, empty, migrated-or-not store; `dispose` removes it.
+ */
+export function storeContract(engine: string, open: () => Promise<Store>, dispose: (s: Store) => Promise<void>): void {
+  describe(`Store contract: ${engine}`, () => {
+    let store: Store;
+    const T0 = 1_700_000_000_000;
+    let companyId: string;
+    let appId: string;
+    let userId: string;
+    let grantId: string;
+
+    before(async () => {
+      store = await open();
+      await store.migrate();
+      await store.migrate(); // idempotent
+      await store.putResourceType({ type: 'client', plural: 'clients', actions: ['create', 'update', 'delete'], parents: [] });
+      await store.putResourceType({ type: 'task', plural: 'tasks', actions: ['create'], parents: ['project'] });
+      companyId = newId('co');
+      await store.createCompany({ id: companyId, name: 'Acme', sub_domain: `acme-${companyId.slice(-6).toLowerCase()}`, created_at: T0 });
+      await store.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
+      userId = newId('usr');
+      await store.createUser({ id: userId, company_id: companyId, email: 'a@acme.test', name: 'A', role: 'admin', created_at: T0, updated_at: T0 }, null);
+      appId = newId('app');
+      await store.createApp({
+        id: appId, name: 'App', url: 'https://app.example.com/', redirect_uris: [], signature: 'signed_request',
+        client_id: newId('app'), client_secret: 's', signing_secret: 'whsec_x', public_client: false, created_at: T0,
+      });
+      grantId = newId('grt');
+      await store.createGrant(
+        { id: grantId, app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null },
+        { hash: `hash-${grantId}`, grant_id: grantId, expires_at: T0 + 3600_000, created_at: T0 },
+      );
+    });
+    after(async () => dispose(store));
+
+    const owner = () => ({ app_id: appId, user_id: userId, company_id: companyId });
+    async function newSub(channels: string[], resource: Subscription['resource'] = null, grant = grantId): Promise<Subscription> {
+      const sub: Subscription = {
+        id: newId('sub'), grant_id: grant, ...owner(), channels, callback_url: 'https://app.example.com/h',
+        resource, headers: { 'X-Key': 'v' }, content_type: 'form', created_at: T0, updated_at: T0,
+      };
+      await store.createSubscription(sub);
+      return sub;
+    }
+    const event = (channel: string, extra: { resources?: Record<string, string>; key?: string; objectId?: string } = {}) => ({
+      id: newId('evt'), company_id: companyId, channel, object: { id: extra.objectId ?? 'o1' }, links: [],
+      resources: extra.resources ?? {}, user_id: null, idempotency_key: extra.key ?? null,
+    });
+    const attempt = (id: string, n: number, at: number, code: number | null): Attempt => ({
+      delivery_id: id, attempt: n, started_at: at, duration_ms: 5, status_code: code, error: code === 200 ? null : 'x', response_excerpt: null,
+    });
+    /** Claims everything due and leaves the queue empty for the next test. */
+    async function drain(now: number) {
+      const claimed = await store.claimDueDeliveries(1000, now, 10_000);
+      await store.recordOutcomes(claimed.map((c) => ({ kind: 'dropped' as const, id: c.id, lease: c.lease, reason: 'test', at: now })));
+    }
+
+    test('settings keep the first value', async () => {
+      assert.equal(await store.settingIfAbsent('k', 'one'), 'one');
+      assert.equal(await store.settingIfAbsent('k', 'two'), 'one');
+    });
+
+    test('resource types: upsert keeps order, a plural names one type', async () => {
+      await store.putResourceType({ type: 'client', plural: 'clients', actions: ['create', 'update', 'delete', 'merge'], parents: [] });
+      const types = await store.listResourceTypes();
+      assert.deepEqual(types.map((t) => t.type), ['client', 'task']);
+      assert.deepEqual(types[0]!.actions, ['create', 'update', 'delete', 'merge']);
+      await assert.rejects(store.putResourceType({ type: 'customer', plural: 'clients', actions: ['create'], parents: [] }), { code: 'CONFLICT' });
+    });
+
+    test('unique sub_domain and per-company email', async () => {
+      const c = (await store.getCompany(companyId))!;
+      await assert.rejects(store.createCompany({ ...c, id: newId('co') }), { code: 'SUB_DOMAIN_TAKEN' });
+      const u = (await store.getUser(companyId, userId))!;
+      await assert.rejects(store.createUser({ ...u, id: newId('usr') }, null), { code: 'EMAIL_TAKEN' });
+      assert.equal(await store.getUser('co_other', userId), null);
+    });
+
+    test('an access token is found by its hash with its grant, app and user', async () => {
+      const ctx = await store.findAccessToken(`hash-${grantId}`);
+      assert.equal(ctx?.grant.id, grantId);
+      assert.equal(ctx?.app.id, appId);
+      assert.equal(ctx?.user.id, userId);
+      assert.equal(ctx?.expires_at, T0 + 3600_000);
+      assert.equal(await store.findAccessToken('nope'), null);
+    });
+
+    test('subscriptions are visible only to their owner', async () => {
+      const sub = await newSub(['client.create']);
+      assert.deepEqual(await store.getSubscription(owner(), sub.id), sub);
+      assert.equal(await store.getSubscription({ ...owner(), user_id: 'usr_x' }, sub.id), null);
+      assert.equal(await store.getSubscription({ ...owner(), app_id: 'app_x' }, sub.id), null);
+      assert.ok((await store.listSubscriptions(owner())).some((s) => s.id === sub.id));
+      assert.equal(await store.deleteSubscription({ ...owner(), company_id: 'co_x' }, sub.id, 'r', T0), false);
+      assert.equal(await store.deleteSubscription(owner(), sub.id, 'r', T0), true);
+      assert.equal(await store.getSubscription(owner(), sub.id), null);
+    });
+
+    test('publish fans out by company, channel and resource, atomically with the event', async () => {
+      const plain = await newSub(['task.create']);
+      const proj1 = await newSub(['task.create'], { type: 'project', id: 'proj1' });
+      const proj2 = await newSub(['task.create'], { type: 'project', id: 'proj2' });
+      const other = await newSub(['client.update']);
+      const r = await store.publishEvent(event('task.create', { resources: { project: 'proj1' } }), T0);
+      assert.deepEqual(r.deliveries, 2);
+      const ds = await store.listDeliveries({ event_id: r.id, limit: 10 });
+      assert.deepEqual(new Set(ds.map((d) => d.subscription_id)), new Set([plain.id, proj1.id]));
+      assert.ok(ds.every((d) => d.status === 'pending' && d.attempts === 0 && d.channel === 'task.create'));
+      for (const s of [plain, proj1, proj2, other]) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
+      await drain(T0 + 1);
+    });
+
+    test('an idempotency key stores one event per company', async () => {
+      await newSub(['client.delete']);
+      const a = await store.publishEvent(event('client.delete', { key: 'same' }), T0);
+      const b = await store.publishEvent(event('client.delete', { key: 'same' }), T0);
+      assert.equal(b.id, a.id);
+      assert.equal(b.duplicate, true);
+      assert.equal((await store.listDeliveries({ event_id: a.id, limit: 10 })).length, 1);
+      await drain(T0 + 1);
+    });
+
+    test('claims lease deliveries: not claimed twice, back after the lease, only the holder records', async () => {
+      const sub = await newSub(['client.create']);
+      const { id: eventId } = await store.publishEvent(event('client.create'), T0);
+      assert.equal(await store.nextDueAt(), T0);
+      const [first] = await store.claimDueDeliveries(10, T0, 1000);
+      assert.ok(first);
+      assert.equal(first.event.id, eventId);
+      assert.equal(first.subscription?.id, sub.id);
+      assert.equal(first.grant?.id, grantId);
+      assert.equal(first.user?.id, userId);
+      assert.deepEqual(first.role?.permissions, { clients: ['create'] });
+      assert.deepEqual(await store.claimDueDeliveries(10, T0 + 999, 1000), [], 'leased');
+      const [again] = await store.claimDueDeliveries(10, T0 + 1000, 1000);
+      assert.equal(again?.id, first.id, 'back after the lease expired');
+      // The first holder's lease is gone: its outcome does not change the state…
+      await store.recordOutcomes([{ kind: 'succeeded', id: first.id, lease: first.lease, attempt: attempt(first.id, 1, T0, 200) }]);
+      assert.equal((await store.getDelivery(first.id))?.status, 'pending');
+      // …the current holder's does, and both attempts are logged.
+      await store.recordOutcomes([{ kind: 'retry', id: again.id, lease: again.lease, attempt: attempt(again.id, 1, T0 + 1000, 500), next_attempt_at: T0 + 5000 }]);
+      const d = (await store.getDelivery(first.id))!;
+      assert.deepEqual([d.status, d.attempts, d.next_attempt_at, d.last_status_code], ['pending', 1, T0 + 5000, 500]);
+      assert.equal((await store.listAttempts(first.id)).length, 2);
+      assert.deepEqual(await store.claimDueDeliveries(10, T0 + 4999, 1000), []);
+      const [third] = await store.claimDueDeliveries(10, T0 + 5000, 1000);
+      assert.equal(third?.attempts, 1);
+      await store.recordOutcomes([{ kind: 'succeeded', id: third!.id, lease: third!.lease, attempt: attempt(third!.id, 2, T0 + 5000, 200) }]);
+      assert.equal((await store.getDelivery(first.id))?.status, 'succeeded');
+      assert.equal(await store.nextDueAt(), null);
+      await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
+    test('410 Gone fails the delivery, removes the subscription and drops its other pending deliveries', async () => {
+      const sub = await newSub(['client.update']);
+      await store.publishEvent(event('client.update'), T0);
+      await store.publishEvent(event('client.update'), T0 + 10);
+      const [d1] = await store.claimDueDeliveries(1, T0 + 10, 1000);
+      await store.recordOutcomes([{ kind: 'gone', id: d1!.id, lease: d1!.lease, attempt: attempt(d1!.id, 1, T0 + 10, 410), subscription_id: sub.id }]);
+      assert.equal(await store.getSubscription(owner(), sub.id), null);
+      const ds = await store.listDeliveries({ subscription_id: sub.id, limit: 10 });
+      assert.deepEqual(ds.map((d) => d.status).sort(), ['dropped', 'failed']);
+    });
+
+    test('deleting a subscription drops its pending deliveries, in-flight ones included', async () => {
+      const sub = await newSub(['client.create']);
+      await store.publishEvent(event('client.create'), T0);
+      // Simulate the race: deleted after the delivery was queued but the row still pending.
+      const claimedBefore = await store.claimDueDeliveries(10, T0, 1);
+      assert.equal(claimedBefore.length, 1);
+      await store.deleteSubscription(owner(), sub.id, 'gone', T0);
+      const d = await store.getDelivery(claimedBefore[0]!.id);
+      assert.equal(d?.status, 'dropped');
+      assert.equal(d?.last_error, 'gone');
+    });
+
+    test('revoking a grant deletes its tokens and subscriptions and drops pending deliveries', async () => {
+      const g = newId('grt');
+      await store.createGrant(
+        { id: g, app_id: appId, user_id: userId, company_id: companyId, scope: 'clients', created_at: T0, revoked_at: null },
+        { hash: `hash-${g}`, grant_id: g, expires_at: T0 + 3600_000, created_at: T0 },
+      );
+      await store.insertAccessTokens([{ hash: `hash2-${g}`, grant_id: g, expires_at: T0 + 3600_000, created_at: T0 }]);
+      const sub = await newSub(['client.create'], null, g);
+      const { id: eventId } = await store.publishEvent(event('client.create'), T0);
+      assert.equal(await store.revokeGrant(g, T0 + 1), true);
+      assert.equal(await store.revokeGrant(g, T0 + 2), false, 'already revoked');
+      assert.equal(await store.findAccessToken(`hash-${g}`), null);
+      assert.equal(await store.findAccessToken(`hash2-${g}`), null);
+      assert.equal(await store.getSubscription(owner(), sub.id), null);
+      const ds = await store.listDeliveries({ event_id: eventId, subscription_id: sub.id, limit: 10 });
+      assert.deepEqual(ds.map((d) => [d.status, d.last_error]), [['dropped', 'grant revoked']]);
+      assert.equal((await store.getGrant(g))?.revoked_at, T0 + 1);
+    });
+
+    test('deliveries list filters by status and limit, newest first', async () => {
+      const all = await store.listDeliveries({ limit: 1000 });
+      assert.ok(all.length >= 5);
+      for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.created_at >= all[i]!.created_at);
+      const dropped = await store.listDeliveries({ status: 'dropped', limit: 2 });
+      assert.equal(dropped.length, 2);
+      assert.ok(dropped.every((d) => d.status === 'dropped'));
+      assert.deepEqual(await store.listDeliveries({ company_id: 'co_none', limit: 10 }), []);
+    });
+
+    // Last: it prunes what the tests above left behind.
+    test('prune deletes old finished events with their deliveries and attempts, and expired tokens, codes and secrets; keeps the rest', async () => {
+      const DAY = 86_400_000;
+      const T1 = T0 + 100 * DAY;
+      const CUT = T1 + 30 * DAY;
+      await drain(T1);
+      assert.ok((await store.prune(T1, 1000)) > 0, 'the earlier tests\' finished events are older than T1');
+      const [s1, s2] = [await newSub(['client.merge']), await newSub(['client.merge'])];
+      const publishAndClaim = async (key: string, at: number, channel = 'client.merge') => {
+        const { id } = await store.publishEvent(event(channel, { key }), at);
+        const claimed = await store.claimDueDeliveries(10, at, 1000);
+        assert.ok(claimed.every((c) => c.event.id === id));
+        return { id, claimed };
+      };
+      const ok = (c: { id: string; lease: string }, at: number, n = 1) =>
+        ({ kind: 'succeeded' as const, id: c.id, lease: c.lease, attempt: attempt(c.id, n, at, 200) });
+      const retry = (c: { id: string; lease: string }, at: number, next: number) =>
+        ({ kind: 'retry' as const, id: c.id, lease: c.lease, attempt: attempt(c.id, 1, at, 500), next_attempt_at: next });
+
+      // A: old, finished (succeeded; failed after a retry), 3 attempts: pruned.
+      const A = await publishAndClaim('ret-A', T1);
+      assert.equal(A.claimed.length, 2);
+      const [a1, a2] = A.claimed as [typeof A.claimed[0], typeof A.claimed[0]];
+      await store.recordOutcomes([ok(a1, T1), retry(a2, T1, T1 + 1000)]);
+      const [a2again] = await store.claimDueDeliveries(10, T1 + 1000, 1000);
+      assert.equal(a2again?.id, a2.id);
+      await store.recordOutcomes([{ kind: 'failed', id: a2.id, lease: a2again!.lease, attempt: attempt(a2.id, 2, T1 + 1000, 500) }]);
+      // E: old, nobody listened (no delivery): pruned.
+      const E = await publishAndClaim('ret-E', T1, 'task.create');
+      assert.equal(E.claimed.length, 0);
+      // B: old, one delivery finished and one still pending (retrying far ahead): kept whole.
+      const B = await publishAndClaim('ret-B', T1 + 2000);
+      const [b1, b2] = B.claimed as [typeof B.claimed[0], typeof B.claimed[0]];
+      await store.recordOutcomes([ok(b1, T1 + 2000), retry(b2, T1 + 2000, T1 + 1000 * DAY)]);
+      // C: old, but its last delivery finished after the cutoff: kept.
+      const C = await publishAndClaim('ret-C', T1 + 3000);
+      const [c1, c2] = C.claimed as [typeof C.claimed[0], typeof C.claimed[0]];
+      await store.recordOutcomes([ok(c1, T1 + 3000), retry(c2, T1 + 3000, CUT + DAY)]);
+      const [c2again] = await store.claimDueDeliveries(10, CUT + DAY, 1000);
+      assert.equal(c2again?.id, c2.id);
+      await store.recordOutcomes([ok(c2again!, CUT + DAY, 2)]);
+      // D: recent and finished: kept.
+      const D = await publishAndClaim('ret-D', CUT + 2 * DAY);
+      await store.recordOutcomes(D.claimed.map((d) => ok(d, CUT + 2 * DAY)));
+
+      // Access tokens, OAuth codes, refresh tokens and rotated secrets on either side of the cutoff.
+      await store.insertAccessTokens([
+        { hash: 'ret-at-old', grant_id: grantId, expires_at: CUT - 1, created_at: T1 },
+        { hash: 'ret-at-new', grant_id: grantId, expires_at: CUT + 1, created_at: T1 },
+      ]);
+      const code = (hash: string, expires_at: number, used_at: number | null) => ({
+        hash, app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', redirect_uri: 'https://app.example.com/cb',
+        code_challenge: null, code_challenge_method: null, expires_at, created_at: T1, used_at, grant_id: null,
+      });
+      await store.oauth.saveAuthCode(code('ret-code-expired', CUT - 1, null));
+      await store.oauth.saveAuthCode(code('ret-code-used', CUT + 1, CUT - 1));
+      await store.oauth.saveAuthCode(code('ret-code-live', CUT + 1, null));
+      const grant = { id: newId('grt'), app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T1, revoked_at: null };
+      const tokenPair = (name: string, expires_at: number) => [
+        { hash: `ret-at-${name}`, grant_id: '', expires_at, created_at: T1 },
+        { hash: `ret-rt-${name}`, grant_id: '', expires_at, created_at: T1 },
+      ] as const;
+      assert.equal(await store.oauth.authorize(grant, 'ret-code-live', ...tokenPair('pair-old', CUT - 1)), grantId, 'the live grant is reused');
+      await store.oauth.authorize(grant, 'ret-code-live', ...tokenPair('pair-new', CUT + 1));
+      await store.rotateAppSecret(appId, 'client', 's2', CUT - 1, T1);
+      await store.rotateAppSecret(appId, 'client', 's3', CUT + 1, T1);
+
+      // Event A (1), its deliveries (2) and attempts (3); event E (1); access tokens ret-at-old and
+      // ret-at-pair-old (2); codes expired and used (2); refresh token ret-rt-pair-old (1); secret "s" (1).
+      assert.equal(await store.prune(CUT, 2), 13);
+      assert.equal(await store.prune(CUT, 2), 0, 'nothing more to prune');
+
+      assert.equal(await store.getDelivery(a1.id), null);
+      assert.equal(await store.getDelivery(a2.id), null);
+      assert.deepEqual(await store.listAttempts(a1.id), []);
+      assert.deepEqual(await store.listAttempts(a2.id), []);
+      // A pruned event frees its idempotency key; a kept one still answers with its id.
+      const again = async (key: string) => store.publishEvent(event('task.create', { key }), CUT + 3 * DAY);
+      assert.equal((await again('ret-A')).duplicate, false);
+      assert.equal((await again('ret-E')).duplicate, false);
+      for (const kept of [B, C, D]) {
+        assert.deepEqual(await again(`ret-${kept.id === B.id ? 'B' : kept.id === C.id ? 'C' : 'D'}`), { id: kept.id, duplicate: true, deliveries: 0 });
+        assert.equal((await store.listDeliveries({ event_id: kept.id, limit: 10 })).length, 2);
+      }
+      assert.equal((await store.getDelivery(b2.id))?.status, 'pending');
+      assert.equal((await store.getDelivery(b1.id))?.status, 'succeeded');
+      assert.equal((await store.listAttempts(b1.id)).length, 1);
+      assert.equal((await store.listAttempts(c2.id)).length, 2);
+
+      assert.equal(await store.findAccessToken('ret-at-old'), null);
+      assert.equal(await store.findAccessToken('ret-at-pair-old'), null);
+      assert.equal((await store.findAccessToken('ret-at-new'))?.expires_at, CUT + 1);
+      assert.equal((await store.findAccessToken('ret-at-pair-new'))?.expires_at, CUT + 1);
+      assert.equal(await store.oauth.useAuthCode('ret-code-expired', CUT), null);
+      assert.equal(await store.oauth.useAuthCode('ret-code-used', CUT), null);
+      assert.equal((await store.oauth.useAuthCode('ret-code-live', CUT))?.hash, 'ret-code-live');
+      assert.equal(await store.oauth.findRefreshToken('ret-rt-pair-old'), null);
+      assert.equal((await store.oauth.findRefreshToken('ret-rt-pair-new'))?.token.expires_at, CUT + 1);
+      assert.deepEqual(await store.oauth.previousSecrets(appId, 'client', 0), ['s2']);
+
+      await assert.rejects(store.prune(CUT, 0), RangeError);
+      await assert.rejects(store.prune(Number.NaN, 10), RangeError);
+      for (const s of [s1, s2]) await store.deleteSubscription(owner(), s!.id, 'cleanup', CUT);
+    });
+
+    test('prune stops between batches once its signal is aborted', async () => {
+      const DAY = 86_400_000;
+      const T2 = T0 + 200 * DAY;
+      await store.prune(T2, 1000);
+      for (let i = 0; i < 5; i++) await store.publishEvent(event('task.create'), T2);
+      const aborted = new AbortController();
+      aborted.abort();
+      assert.equal(await store.prune(T2 + 1, 2, aborted.signal), 0);
+      assert.equal(await store.prune(T2 + 1, 2), 5);
+    });
+  });
+}

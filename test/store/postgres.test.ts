@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { newId } from '../../src/domain/ids.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import type { Store } from '../../src/store/types.js';
+import { freshPostgresUrl, type FreshPostgres } from '../support/postgres.js';
+import { storeContract } from './contract.js';
+
+const databases = new Map<object, FreshPostgres>();
+
+storeContract(
+  'postgres',
+  async () => {
+    const db = await freshPostgresUrl();
+    const store = new PostgresStore(db.url);
+    databases.set(store, db);
+    return store;
+  },
+  async (store) => {
+    await store.close();
+    await databases.get(store)!.drop();
+  },
+);
+
+/** A company, user, app, grant and one subscription on `channels`; returns an event factory. */
+async function seed(store: Store, channels: string[]) {
+  const co = newId('co');
+  await store.createCompany({ id: co, name: 'L', sub_domain: `l-${co.slice(-8).toLowerCase()}`, created_at: 1 });
+  await store.putRole({ company_id: co, name: 'admin', permissions: {} });
+  const usr = newId('usr');
+  await store.createUser({ id: usr, company_id: co, email: 'l@l.test', name: 'L', role: 'admin', created_at: 1, updated_at: 1 }, null);
+  const app = newId('app');
+  await store.createApp({
+    id: app, name: 'A', url: 'https://a.example/', redirect_uris: [], signature: 'signed_request', client_id: newId('app'),
+    client_secret: 's', signing_secret: 'whsec_x', public_client: false, created_at: 1,
+  });
+  const grt = newId('grt');
+  await store.createGrant(
+    { id: grt, app_id: app, user_id: usr, company_id: co, scope: 'clients', created_at: 1, revoked_at: null },
+    { hash: `h-${grt}`, grant_id: grt, expires_at: 2, created_at: 1 },
+  );
+  const sub = newId('sub');
+  await store.createSubscription({
+    id: sub, grant_id: grt, app_id: app, user_id: usr, company_id: co, channels,
+    callback_url: 'https://a.example/h', resource: null, headers: {}, content_type: 'form', created_at: 1, updated_at: 1,
+  });
+  const event = (channel = channels[0]!) => ({
+    id: newId('evt'), company_id: co, channel, object: { id: 'c1' }, links: [], resources: {}, user_id: null, idempotency_key: null,
+  });
+  return { sub, event };
+}
+
+describe('PostgreSQL engine specifics', () => {
+  let db: FreshPostgres;
+  let store: PostgresStore;
+  before(async () => {
+    db = await freshPostgresUrl();
+    store = new PostgresStore(db.url);
+  });
+  after(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  test('several processes may migrate a fresh database at once', async () => {
+    const others = Array.from({ length: 4 }, () => new PostgresStore(db.url));
+    try {
+      await Promise.all([store.migrate(), ...others.map((s) => s.migrate())]);
+    } finally {
+      await Promise.all(others.map((s) => s.close()));
+    }
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const { rows } = await client.query('SELECT version FROM schema_migrations ORDER BY version');
+    const index = await client.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'deliveries_due'");
+    await client.end();
+    assert.equal(rows[0].version, '001_init');
+    assert.equal(new Set(rows.map((r) => r.version)).size, rows.length);
+    assert.match(String(index.rows[0]?.indexdef), /\(next_attempt_at\) WHERE \(status = 'pending'::text\)/);
+  });
+
+  test('a NUL byte in a lookup key or a response excerpt does not fail the statement', async () => {
+    assert.equal(await store.getCompany('co_\u0000'), null);
+    assert.equal(await store.findAccessToken('\u0000'), null);
+    const { event } = await seed(store, ['client.create']);
+    await store.publishEvent(event(), 10);
+    const [d] = await store.claimDueDeliveries(10, 10, 1000);
+    const attempt = { delivery_id: d!.id, attempt: 1, started_at: 10, duration_ms: 1, status_code: 200, error: null, response_excerpt: 'a\u0000b' };
+    await store.recordOutcomes([{ kind: 'succeeded', id: d!.id, lease: d!.lease, attempt }]);
+    assert.equal((await store.getDelivery(d!.id))?.status, 'succeeded');
+    assert.deepEqual((await store.listAttempts(d!.id)).map((a) => a.response_excerpt), ['a\uFFFDb']);
+  });
+
+  test('a batch is applied in order: a 410 drops its siblings queued behind it, as on SQLite', async () => {
+    const { sub, event } = await seed(store, ['client.update']);
+    for (let i = 0; i < 3; i++) await store.publishEvent(event(), 20);
+    const claimed = await store.claimDueDeliveries(10, 20, 1000);
+    assert.equal(claimed.length, 3);
+    const [a, b, c] = claimed as [typeof claimed[0], typeof claimed[0], typeof claimed[0]];
+    const att = (id: string, code: number) => ({ delivery_id: id, attempt: 1, started_at: 20, duration_ms: 1, status_code: code, error: null, response_excerpt: null });
+    await store.recordOutcomes([
+      { kind: 'succeeded', id: a.id, lease: a.lease, attempt: att(a.id, 200) },
+      { kind: 'gone', id: b.id, lease: b.lease, attempt: att(b.id, 410), subscription_id: sub },
+      { kind: 'succeeded', id: c.id, lease: c.lease, attempt: att(c.id, 200) },
+    ]);
+    const status = async (id: string) => (await store.getDelivery(id))?.status;
+    assert.deepEqual([await status(a.id), await status(b.id), await status(c.id)], ['succeeded', 'failed', 'dropped']);
+    assert.equal((await store.listAttempts(c.id)).length, 1, 'the attempt is logged all the same');
+  });
+
+  test('listen: a publish wakes the listener, and a lost connection reconnects and wakes it again', async () => {
+    let woken = 0;
+    const waitFor = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (woken < n) {
+        if (Date.now() > deadline) throw new Error(`woken ${woken} times, expected ${n}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const stop = await store.listen(() => woken++);
+    assert.equal(woken, 1, 'once on connect');
+    const { event } = await seed(store, ['client.create']);
+    await store.publishEvent(event(), 1);
+    await waitFor(2);
+
+    const killer = new pg.Client({ connectionString: db.url });
+    await killer.connect();
+    const killed = await killer.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'");
+    await killer.end();
+    assert.equal(killed.rowCount, 1);
+    await waitFor(3);
+    await store.publishEvent(event(), 2);
+    await waitFor(4);
+    await stop();
+  });
+
+  test('prune skips rows another transaction holds instead of waiting for them', async () => {
+    const { event } = await seed(store, ['client.delete']);
+    const { id: eventId } = await store.publishEvent(event(), 30);
+    const [d] = await store.claimDueDeliveries(10, 30, 1000);
+    const att = { delivery_id: d!.id, attempt: 1, started_at: 30, duration_ms: 1, status_code: 200, error: null, response_excerpt: null };
+    await store.recordOutcomes([{ kind: 'succeeded', id: d!.id, lease: d!.lease, attempt: att }]);
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE', [d!.id]);
+      await store.prune(1000, 10); // would hang here on a plain row lock
+      assert.equal((await store.getDelivery(d!.id))?.status, 'succeeded', 'skipped while locked');
+      assert.equal((await store.listDeliveries({ event_id: eventId, limit: 10 })).length, 1);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    assert.ok((await store.prune(1000, 10)) >= 3, 'the event, its delivery and its attempt');
+    assert.equal(await store.getDelivery(d!.id), null);
+  });
+});
