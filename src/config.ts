@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { DEFAULT_RETRY_SCHEDULE, parseDuration, parseRetrySchedule } from './domain/retry.js';
 
 /**
@@ -57,6 +58,11 @@ export interface DeliveryConfig {
   connectionsPerOrigin: number;
   /** `HERALD_POLL_INTERVAL`: how often an idle dispatcher looks for due work. Default `1s`. */
   pollIntervalMs: number;
+  /**
+   * `HERALD_EGRESS_ADDRESS`: the local IP address webhooks are sent from, on a host with
+   * several (so receivers can allowlist one address). Default: the system's choice.
+   */
+  egressAddress: string | null;
   /** Bytes of the receiver's answer kept with each attempt. */
   responseExcerptBytes: number;
 }
@@ -110,8 +116,12 @@ export function loadConfig(env: Env = process.env): Config {
     concurrency: integer(env, 'HERALD_CONCURRENCY', 64, 1, 10_000),
     connectionsPerOrigin: integer(env, 'HERALD_CONNECTIONS_PER_ORIGIN', 16, 1, 1000),
     pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
+    egressAddress: env.HERALD_EGRESS_ADDRESS || null,
     responseExcerptBytes: 1024,
   };
+  if (delivery.egressAddress !== null && isIP(delivery.egressAddress) === 0) {
+    throw new ConfigError(`HERALD_EGRESS_ADDRESS: "${delivery.egressAddress}" is not an IP address`);
+  }
   if (delivery.leaseMs < delivery.timeoutMs + 2000) {
     throw new ConfigError(`HERALD_LEASE (${delivery.leaseMs}ms) must exceed HERALD_DELIVERY_TIMEOUT (${delivery.timeoutMs}ms) by at least 2s`);
   }

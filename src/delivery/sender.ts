@@ -29,6 +29,7 @@ export class Sender {
       keepAliveTimeout: 10_000,
       headersTimeout: cfg.timeoutMs,
       bodyTimeout: cfg.timeoutMs,
+      ...(cfg.egressAddress === null ? {} : { localAddress: cfg.egressAddress }),
       connect: { timeout: cfg.connectTimeoutMs, ...(allowPrivate ? {} : { lookup: publicOnlyLookup }) },
     });
   }

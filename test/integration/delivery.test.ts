@@ -130,6 +130,22 @@ describe('policies that need their own server', () => {
     }
   });
 
+  test('HERALD_EGRESS_ADDRESS: webhooks leave from that address; anything but an IP is refused at start', async () => {
+    assert.throws(() => loadConfig({ HERALD_EGRESS_ADDRESS: 'eth0' }), /HERALD_EGRESS_ADDRESS: "eth0" is not an IP address/);
+    const rx = await Receiver.start();
+    const bound = new Sender(loadConfig({ HERALD_EGRESS_ADDRESS: '127.0.0.7' }).delivery, true);
+    const plain = new Sender(loadConfig({}).delivery, true);
+    try {
+      assert.equal((await bound.send(`${rx.url}/x`, {}, 'a=1')).statusCode, 200);
+      assert.equal((await plain.send(`${rx.url}/x`, {}, 'a=1')).statusCode, 200);
+      assert.deepEqual(rx.received.map((r) => r.remoteAddress), ['127.0.0.7', '127.0.0.1']);
+    } finally {
+      await bound.close();
+      await plain.close();
+      await rx.close();
+    }
+  });
+
   test('a catalog file declares resource types at start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-catalog-'));
     const file = join(dir, 'catalog.json');

@@ -6,6 +6,8 @@ export interface Received {
   headers: IncomingMessage['headers'];
   body: string;
   at: number;
+  /** The sender's IP address as this receiver saw it. */
+  remoteAddress: string;
 }
 
 export type Responder = (req: Received, n: number) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number };
@@ -34,7 +36,7 @@ export class Receiver {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const rec: Received = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const rec: Received = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now(), remoteAddress: req.socket.remoteAddress ?? '' };
       this.received.push(rec);
       const answer = this.responder(rec, this.received.length);
       const finish = () => {
