@@ -56,6 +56,12 @@ export interface DeliveryConfig {
   concurrency: number;
   /** `HERALD_CONNECTIONS_PER_ORIGIN`: keep-alive sockets per receiver origin. Default 16. */
   connectionsPerOrigin: number;
+  /**
+   * `HERALD_MAX_IN_FLIGHT_PER_ORIGIN`: deliveries in flight to one receiver origin, so a slow
+   * or hanging receiver holds at most that many of the `concurrency` slots. Default twice
+   * `connectionsPerOrigin` (each connection has the next request queued), at most `concurrency`.
+   */
+  maxInFlightPerOrigin: number;
   /** `HERALD_POLL_INTERVAL`: how often an idle dispatcher looks for due work. Default `1s`. */
   pollIntervalMs: number;
   /**
@@ -115,6 +121,7 @@ export function loadConfig(env: Env = process.env): Config {
     leaseMs: duration(env, 'HERALD_LEASE', '60s'),
     concurrency: integer(env, 'HERALD_CONCURRENCY', 64, 1, 10_000),
     connectionsPerOrigin: integer(env, 'HERALD_CONNECTIONS_PER_ORIGIN', 16, 1, 1000),
+    maxInFlightPerOrigin: 0,
     pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
     egressAddress: env.HERALD_EGRESS_ADDRESS || null,
     responseExcerptBytes: 1024,
@@ -122,6 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (delivery.egressAddress !== null && isIP(delivery.egressAddress) === 0) {
     throw new ConfigError(`HERALD_EGRESS_ADDRESS: "${delivery.egressAddress}" is not an IP address`);
   }
+  delivery.maxInFlightPerOrigin = integer(env, 'HERALD_MAX_IN_FLIGHT_PER_ORIGIN', Math.min(delivery.concurrency, 2 * delivery.connectionsPerOrigin), 1, 10_000);
   if (delivery.leaseMs < delivery.timeoutMs + 2000) {
     throw new ConfigError(`HERALD_LEASE (${delivery.leaseMs}ms) must exceed HERALD_DELIVERY_TIMEOUT (${delivery.timeoutMs}ms) by at least 2s`);
   }

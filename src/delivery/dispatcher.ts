@@ -5,7 +5,7 @@ import type { ResourceType } from '../domain/catalog.js';
 import { mayReceive } from '../domain/policy.js';
 import { parseScope } from '../domain/scope.js';
 import type { Config } from '../config.js';
-import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/types.js';
+import { originKey, type ClaimedDelivery, type DeliveryOutcome, type Store } from '../store/types.js';
 import { attemptDelivery } from './attempt.js';
 import type { Sender } from './sender.js';
 import type { DeliveryTokens } from './tokens.js';
@@ -14,6 +14,20 @@ import type { DeliveryTokens } from './tokens.js';
 const CLAIM_BATCH = 100;
 /** Most outcomes recorded in one transaction. */
 const RECORD_BATCH = 500;
+/**
+ * Outcomes wait this long for company before they are written, unless FLUSH_AT are waiting.
+ * Measured (bench, SQLite, 100 subscriptions x 200 events): recording each outcome as it
+ * came meant one transaction per delivery, since a synchronous engine finishes a write
+ * before the next answer arrives, so nothing ever gathered; 5 ms gathers dozens at
+ * thousands per second and costs a receiver nothing (it already has its answer).
+ */
+const FLUSH_DELAY_MS = 5;
+const FLUSH_AT = 64;
+/**
+ * With sends in flight, the next claim waits until a quarter of the slots are free (or this
+ * long): claiming as each slot freed made every claim a statement for one delivery.
+ */
+const CLAIM_GATHER_MS = 20;
 
 export interface DispatcherDeps {
   store: Store;
@@ -29,23 +43,39 @@ export interface DispatcherDeps {
  * Claims due deliveries in batches under a lease, checks at send time that each is still
  * allowed (drops it with the reason otherwise), signs and POSTs it, and records the outcomes.
  *
- * Outcomes are group-committed: while one transaction writes, the next outcomes queue up
- * and go in the following one, so recording costs one transaction per batch, not per
- * delivery. A crash between the receiver's 2xx and that commit re-sends the delivery once
- * the lease expires: at-least-once, never lost; receivers de-duplicate on `webhook-id`.
+ * Outcomes are group-committed: they gather for a few milliseconds and go in one
+ * transaction, so recording costs one transaction per batch, not per delivery. A crash
+ * between the receiver's 2xx and that commit re-sends the delivery once the lease expires:
+ * at-least-once, never lost; receivers de-duplicate on `webhook-id`.
+ *
+ * Each receiver origin gets at most `maxInFlightPerOrigin` of the `concurrency` slots, and
+ * claims take no more for an origin than it has room for (ClaimRoom), so a receiver that
+ * hangs until the timeout holds its share of the slots, never the others'.
  */
 export class Dispatcher {
   private running = false;
   private inflight = 0;
+  private readonly inflightByOrigin = new Map<string, number>();
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
+  /** What the loop waits for: free slots (after a full claim), or new work (after a short one). */
+  private waiting: 'slots' | 'work' | null = null;
+  /** Origins that had no room at the last claim: one freeing up may let it take more. */
+  private blocked = new Set<string>();
   /** Set by notify(); a hint that arrives while the loop is busy must not wait for the poll. */
   private hinted = false;
   private readonly outcomes: DeliveryOutcome[] = [];
   private flushing: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
+  private readonly claimAt: number;
+  private readonly originClaimAt: number;
 
-  constructor(private readonly deps: DispatcherDeps) {}
+  constructor(private readonly deps: DispatcherDeps) {
+    const { concurrency, maxInFlightPerOrigin } = deps.config.delivery;
+    this.claimAt = Math.max(1, Math.floor(concurrency / 4));
+    this.originClaimAt = Math.max(1, Math.floor(maxInFlightPerOrigin / 4));
+  }
 
   start(): void {
     if (this.running) return;
@@ -56,7 +86,7 @@ export class Dispatcher {
   /** A latency hint (an event was just published): look for work now instead of at the next poll. */
   notify(): void {
     this.hinted = true;
-    this.wakeUp?.();
+    if (this.waiting === 'work') this.wakeUp?.();
   }
 
   /** Stops claiming, lets in-flight sends finish and records their outcomes. */
@@ -66,49 +96,64 @@ export class Dispatcher {
     this.wakeUp?.();
     await this.loopDone;
     while (this.inflight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    while (this.flushing || this.outcomes.length > 0) await (this.flushing ?? this.flush());
+    while (this.flushing || this.outcomes.length > 0) await (this.flushing ?? this.flushNow());
   }
 
   private async loop(): Promise<void> {
     const { store, config, log } = this.deps;
+    const { concurrency, maxInFlightPerOrigin, leaseMs, pollIntervalMs } = config.delivery;
     let failures = 0;
     while (this.running) {
-      const free = config.delivery.concurrency - this.inflight;
-      let wanted = 0;
+      if (this.inflight > 0 && concurrency - this.inflight < this.claimAt) {
+        await this.wait('slots', CLAIM_GATHER_MS);
+        if (concurrency - this.inflight <= 0) continue;
+      }
+      const wanted = Math.min(concurrency - this.inflight, CLAIM_BATCH);
+      this.hinted = false;
+      this.blocked = new Set([...this.inflightByOrigin].filter(([, n]) => n >= maxInFlightPerOrigin).map(([o]) => o));
       let claimed = 0;
-      if (free > 0) {
-        wanted = Math.min(free, CLAIM_BATCH);
-        this.hinted = false;
-        try {
-          const batch = await store.claimDueDeliveries(wanted, Date.now(), config.delivery.leaseMs);
-          claimed = batch.length;
-          if (claimed > 0) await this.dispatch(batch);
-          failures = 0;
-        } catch (err) {
-          failures++;
-          log.error({ err }, 'claiming deliveries failed; retrying');
-          await this.sleep(Math.min(100 * 2 ** failures, config.delivery.pollIntervalMs * 5));
-          continue;
-        }
+      try {
+        const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
+        const batch = await store.claimDueDeliveries(wanted, Date.now(), leaseMs, room);
+        claimed = batch.length;
+        if (claimed > 0) await this.dispatch(batch);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        log.error({ err }, 'claiming deliveries failed; retrying');
+        await this.wait('work', Math.min(100 * 2 ** failures, pollIntervalMs * 5));
+        continue;
       }
       // A full batch means more is probably due: claim again at once. Otherwise wait for a
-      // publish hint, a freed slot (when at capacity) or the poll interval.
-      if (free === 0 || (claimed < wanted && !this.hinted)) await this.sleep(config.delivery.pollIntervalMs);
+      // publish hint, room at an origin that had none, or the poll interval.
+      if (claimed < wanted && !this.hinted) await this.wait('work', pollIntervalMs);
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  private wait(what: 'slots' | 'work', ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = () => {
         this.wakeUp = null;
-        done();
+        this.waiting = null;
+        resolve();
       };
+      const timer = setTimeout(done, ms);
+      this.waiting = what;
+      this.wakeUp = done;
     });
+  }
+
+  /** A send ended: wake the loop if what it waits for is now there. */
+  private released(origin: string): void {
+    this.inflight--;
+    const left = (this.inflightByOrigin.get(origin) ?? 1) - 1;
+    if (left === 0) this.inflightByOrigin.delete(origin);
+    else this.inflightByOrigin.set(origin, left);
+    const { concurrency, maxInFlightPerOrigin } = this.deps.config.delivery;
+    if (this.waiting === 'slots' && (this.inflight === 0 || concurrency - this.inflight >= this.claimAt)) this.wakeUp?.();
+    else if (this.waiting === 'work' && this.blocked.has(origin) && maxInFlightPerOrigin - left >= this.originClaimAt) this.wakeUp?.();
+    if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private async dispatch(batch: ClaimedDelivery[]): Promise<void> {
@@ -124,12 +169,10 @@ export class Dispatcher {
     if (allowed.length === 0) return;
     const tokens = await this.deps.tokens.forGrants(allowed.map((d) => d.grant!.id), now);
     for (const d of allowed) {
+      const origin = originKey(d.subscription!.callback_url);
       this.inflight++;
-      void this.deliver(d, tokens.get(d.grant!.id)!).finally(() => {
-        this.inflight--;
-        if (this.inflight < this.deps.config.delivery.concurrency) this.wakeUp?.();
-        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
+      this.inflightByOrigin.set(origin, (this.inflightByOrigin.get(origin) ?? 0) + 1);
+      void this.deliver(d, tokens.get(d.grant!.id)!).finally(() => this.released(origin));
     }
   }
 
@@ -183,7 +226,16 @@ export class Dispatcher {
 
   private record(outcome: DeliveryOutcome): void {
     this.outcomes.push(outcome);
-    if (!this.flushing) this.flushing = this.flush().finally(() => (this.flushing = null));
+    if (this.outcomes.length >= FLUSH_AT || !this.running) void this.flushNow();
+    else this.flushTimer ??= setTimeout(() => void this.flushNow(), FLUSH_DELAY_MS);
+  }
+
+  /** Starts a flush unless one runs (it takes what gathered meanwhile before it ends). */
+  private flushNow(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.flushing ??= this.flush().finally(() => (this.flushing = null));
+    return this.flushing;
   }
 
   private async flush(): Promise<void> {

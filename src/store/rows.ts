@@ -169,6 +169,16 @@ export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}
   ${prefixed('a', COLUMNS.apps)}, ${prefixed('g', COLUMNS.grants)}, ${prefixed('c', COLUMNS.companies)},
   ${prefixed('u', COLUMNS.users)}, r.name AS role_name, r.permissions AS role_permissions, r.company_id AS role_company_id`;
 
+/**
+ * `originKey(s.callback_url)` in SQL: everything up to the first slash after `scheme://`
+ * (searched from the 9th character on, past `https://`), slash included. `locate` is
+ * SQLite's `instr` or PostgreSQL's `strpos`.
+ */
+export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url, 1, ${locate}(substr(s.callback_url, 9), '/') + 8)`;
+
+/** Claims look this many times `limit` rows ahead for deliveries whose origins have room. */
+export const CLAIM_WINDOW = 10;
+
 export const CLAIM_FROM = `FROM deliveries d
   JOIN events e ON e.id = d.event_id
   LEFT JOIN subscriptions s ON s.id = d.subscription_id

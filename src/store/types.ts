@@ -79,8 +79,10 @@ export interface Store {
   /**
    * Claims up to `limit` due deliveries for `leaseMs`: until then nobody else claims them; if
    * the claimer dies they come back by themselves. Returns everything needed to send them.
+   * With `room`, at most `room.perOrigin` minus what the caller already has in flight to an
+   * origin (`room.inFlight`, keyed by `originKey`) are claimed for each receiver origin.
    */
-  claimDueDeliveries(limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+  claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**
    * Stores a `ping` event and one delivery to `subscription` already leased to the caller
    * (for the test-delivery call, which sends it at once), and returns it as claimed.
@@ -325,6 +327,26 @@ export interface ClaimedDelivery {
   company: Company | null;
   user: User | null;
   role: Role | null;
+}
+
+/**
+ * How many more deliveries a dispatcher can send to each receiver origin, so that a claim never
+ * takes what it could not send at once (one slow origin cannot fill every slot).
+ */
+export interface ClaimRoom {
+  /** Most in flight to one origin. */
+  perOrigin: number;
+  /** In flight now, by `originKey` of the callback URL; origins not listed have none. */
+  inFlight: ReadonlyMap<string, number>;
+}
+
+/**
+ * A callback URL's scheme and authority with the slash after it (`https://a.example:8443/`),
+ * computed the same way in SQL (`ORIGIN_SQL` in rows.ts), so claims can count by origin.
+ * Callback URLs are stored normalized (`URL.href`), which always has that slash.
+ */
+export function originKey(callbackUrl: string): string {
+  return callbackUrl.slice(0, callbackUrl.indexOf('/', 8) + 1);
 }
 
 export type DeliveryOutcome =

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -143,6 +145,42 @@ describe('policies that need their own server', () => {
       await bound.close();
       await plain.close();
       await rx.close();
+    }
+  });
+
+  test('a receiver that hangs holds at most HERALD_MAX_IN_FLIGHT_PER_ORIGIN slots; another origin is served meanwhile', async () => {
+    // A receiver that reads each request and never answers (Herald gives up at its 2 s timeout).
+    let open = 0;
+    let maxOpen = 0;
+    const hanging = createServer((req) => {
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      req.resume();
+      req.socket.once('close', () => open--);
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    const healthy = await Receiver.start();
+    // Six connections per origin: what is open at the receiver is what Herald has in flight.
+    const s = await startServer({ HERALD_CONCURRENCY: '6', HERALD_CONNECTIONS_PER_ORIGIN: '6', HERALD_MAX_IN_FLIGHT_PER_ORIGIN: '2' });
+    try {
+      const story = await seedStory(s, `${hangingUrl}/`);
+      await subscribe(s, story.token, { channel: 'client.create', callback_url: `${hangingUrl}/hook` });
+      const other = await ok(s.admin('POST', '/admin/apps', { name: 'Other', url: `${healthy.url}/` }), 201);
+      const grant = await ok(s.admin('POST', '/admin/grants', { app_id: other.id, user_id: story.userId, scope: 'api/subs clients' }), 201);
+      await subscribe(s, grant.access_token, { channel: 'client.create', callback_url: `${healthy.url}/hook` });
+      for (let i = 0; i < 12; i++) await publishEvent(s, { channel: 'client.create', company_id: story.companyId, object: { id: `c${i}` } });
+      // Without the cap the hanging origin would take all six slots, claim after claim, and
+      // the healthy one would wait for timeouts; with it, the healthy one gets everything.
+      await healthy.waitFor(12, 20_000);
+      assert.ok(maxOpen <= 2, `the hanging receiver had ${maxOpen} requests open at once`);
+      assert.ok(maxOpen >= 1);
+      assert.equal(new Set(healthy.received.map((r) => r.headers['webhook-id'])).size, 12);
+    } finally {
+      await s.stop();
+      hanging.closeAllConnections();
+      await new Promise((resolve) => hanging.close(resolve));
+      await healthy.close();
     }
   });
 

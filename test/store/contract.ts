@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { newId } from '../../src/domain/ids.js';
-import type { Attempt, Store, Subscription } from '../../src/store/types.js';
+import { originKey, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
  * The Store contract: every engine must pass this suite, each run on a fresh database.
@@ -20,7 +20,7 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       store = await open();
       await store.migrate();
       await store.migrate(); // idempotent
-      await store.putResourceType({ type: 'client', plural: 'clients', actions: ['create', 'update', 'delete'], parents: [] });
+      await store.putResourceType({ type: 'client', plural: 'clients', actions: ['create', 'update', 'delete', 'merge'], parents: [] });
       await store.putResourceType({ type: 'task', plural: 'tasks', actions: ['create'], parents: ['project'] });
       companyId = newId('co');
       await store.createCompany({ id: companyId, name: 'Acme', sub_domain: `acme-${companyId.slice(-6).toLowerCase()}`, created_at: T0 });
@@ -156,6 +156,34 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.equal((await store.getDelivery(first.id))?.status, 'succeeded');
       assert.equal(await store.nextDueAt(), null);
       await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
+    test('a claim with room takes at most what each receiver origin has room for, oldest first', async () => {
+      const urls = ['https://a.example.com/h1', 'https://a.example.com/h2?x=1', 'https://b.example.com:8443/h', 'http://c.example.com/'];
+      const subs: Subscription[] = [];
+      for (const url of urls) {
+        const sub: Subscription = {
+          id: newId('sub'), grant_id: grantId, ...owner(), channels: ['client.merge'], callback_url: url,
+          resource: null, headers: {}, content_type: 'form', created_at: T0, updated_at: T0,
+        };
+        await store.createSubscription(sub);
+        subs.push(sub);
+      }
+      assert.deepEqual(urls.map(originKey), ['https://a.example.com/', 'https://a.example.com/', 'https://b.example.com:8443/', 'http://c.example.com/']);
+      // Three events, at T0, T0+1, T0+2: 6 deliveries to a (2 per event), 3 to b, 3 to c.
+      for (let i = 0; i < 3; i++) await store.publishEvent(event('client.merge'), T0 + i);
+      const room = { perOrigin: 3, inFlight: new Map([['https://a.example.com/', 1], ['http://c.example.com/', 3]]) };
+      const claimed = await store.claimDueDeliveries(100, T0 + 10, 1000, room);
+      const count = (origin: string) => claimed.filter((d) => originKey(d.subscription!.callback_url) === origin).length;
+      assert.deepEqual([count('https://a.example.com/'), count('https://b.example.com:8443/'), count('http://c.example.com/')], [2, 3, 0]);
+      // a's two are the oldest of its six: the first event's.
+      const aTimes = claimed.filter((d) => d.subscription!.callback_url.startsWith('https://a.')).map((d) => d.event.id);
+      assert.equal(new Set(aTimes).size, 1);
+      // With `limit` below the room, the limit wins; without room, a claim takes everything due.
+      assert.equal((await store.claimDueDeliveries(2, T0 + 10, 1000, { perOrigin: 100, inFlight: new Map() })).length, 2);
+      assert.equal((await store.claimDueDeliveries(100, T0 + 10, 1000)).length, 12 - 5 - 2);
+      for (const sub of subs) await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+      await drain(T0 + 5000);
     });
 
     test('410 Gone fails the delivery, removes the subscription and drops its other pending deliveries', async () => {

@@ -6,7 +6,7 @@ import {
   COLUMNS, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole, toSubscription, toUser, unprefix,
 } from '../rows.js';
 import type {
-  App, Attempt, ClaimedDelivery, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken, NewEvent, Owner,
+  App, Attempt, ClaimedDelivery, ClaimRoom, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken, NewEvent, Owner,
   PublishOptions, PublishResult, Role, SecretKind, Store, Subscription, TokenContext, User,
 } from '../types.js';
 import { sql, transaction, uniqueViolation, type Queryable, type Row } from './db.js';
@@ -312,8 +312,8 @@ export class PostgresStore implements Store {
     return queue.publishEvent(this.pool, event, now, options?.client);
   }
 
-  claimDueDeliveries(limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    return queue.claimDueDeliveries(this.pool, limit, now, leaseMs);
+  claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
+    return queue.claimDueDeliveries(this.pool, limit, now, leaseMs, room);
   }
 
   createPing(event: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {

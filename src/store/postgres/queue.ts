@@ -3,8 +3,8 @@ import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
 import { matchesResource } from '../../domain/subscription.js';
-import { CLAIM_COLUMNS, CLAIM_FROM, eventBody, toClaimed } from '../rows.js';
-import type { ClaimedDelivery, DeliveryOutcome, NewEvent, PublishResult } from '../types.js';
+import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, toClaimed } from '../rows.js';
+import type { ClaimedDelivery, ClaimRoom, DeliveryOutcome, NewEvent, PublishResult } from '../types.js';
 import { sql, transaction, type Queryable } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
@@ -126,9 +126,36 @@ UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at 
 FROM due WHERE d.id = due.id
 RETURNING d.id`;
 
-export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+/**
+ * CLAIM_SQL taking at most `$7` minus what is in flight (`$6`, a JSON object by origin) per
+ * receiver origin, among the `$5` oldest due deliveries (see the SQLite engine's twin). The
+ * ranking cannot take row locks itself (no FOR UPDATE beside a window function), so `due`
+ * locks the picked rows and re-checks them; one a concurrent claim took is skipped.
+ */
+export const CLAIM_WITH_ROOM_SQL = `WITH ranked AS (
+  SELECT w.id, w.next_attempt_at, ${originSql('strpos')} AS origin,
+         ROW_NUMBER() OVER (PARTITION BY ${originSql('strpos')} ORDER BY w.next_attempt_at) AS rn
+  FROM (SELECT id, subscription_id, next_attempt_at FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5) w
+  LEFT JOIN subscriptions s ON s.id = w.subscription_id
+), pick AS (
+  SELECT r.id FROM ranked r LEFT JOIN json_each_text($6::json) f ON f.key = r.origin
+  WHERE r.rn <= $7 - COALESCE(f.value::int, 0)
+  ORDER BY r.next_attempt_at LIMIT $2
+), due AS (
+  SELECT id FROM deliveries
+  WHERE id IN (SELECT id FROM pick) AND status = 'pending' AND next_attempt_at <= $1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
+FROM due WHERE d.id = due.id
+RETURNING d.id`;
+
+export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
   const lease = newLease();
-  const claimed = await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
+  const claimed = room
+    ? await sql(pool, CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, limit * CLAIM_WINDOW, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin])
+    : await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
   if (claimed.rowCount === 0) return [];
   return selectClaimed(pool, lease);
 }
