@@ -110,13 +110,14 @@ export class Dispatcher {
       }
       const wanted = Math.min(concurrency - this.inflight, CLAIM_BATCH);
       this.hinted = false;
-      this.blocked = new Set([...this.inflightByOrigin].filter(([, n]) => n >= maxInFlightPerOrigin).map(([o]) => o));
       let claimed = 0;
       try {
         const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
         const batch = await store.claimDueDeliveries(wanted, Date.now(), leaseMs, room);
         claimed = batch.length;
         if (claimed > 0) await this.dispatch(batch);
+        // Origins left without room for a claim's worth: when one gets it back, claim again.
+        this.blocked = new Set([...this.inflightByOrigin].filter(([, n]) => maxInFlightPerOrigin - n < this.originClaimAt).map(([o]) => o));
         failures = 0;
       } catch (err) {
         failures++;
