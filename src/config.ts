@@ -115,13 +115,15 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const adminToken = env.HERALD_ADMIN_TOKEN || null;
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('HERALD_ADMIN_TOKEN must be at least 16 characters');
+  const concurrency = integer(env, 'HERALD_CONCURRENCY', 64, 1, 10_000);
+  const connectionsPerOrigin = integer(env, 'HERALD_CONNECTIONS_PER_ORIGIN', 16, 1, 1000);
   const delivery: DeliveryConfig = {
     connectTimeoutMs: duration(env, 'HERALD_CONNECT_TIMEOUT', '5s'),
     timeoutMs: duration(env, 'HERALD_DELIVERY_TIMEOUT', '15s'),
     leaseMs: duration(env, 'HERALD_LEASE', '60s'),
-    concurrency: integer(env, 'HERALD_CONCURRENCY', 64, 1, 10_000),
-    connectionsPerOrigin: integer(env, 'HERALD_CONNECTIONS_PER_ORIGIN', 16, 1, 1000),
-    maxInFlightPerOrigin: 0,
+    concurrency,
+    connectionsPerOrigin,
+    maxInFlightPerOrigin: integer(env, 'HERALD_MAX_IN_FLIGHT_PER_ORIGIN', Math.min(concurrency, 2 * connectionsPerOrigin), 1, 10_000),
     pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
     egressAddress: env.HERALD_EGRESS_ADDRESS || null,
     responseExcerptBytes: 1024,
@@ -129,7 +131,6 @@ export function loadConfig(env: Env = process.env): Config {
   if (delivery.egressAddress !== null && isIP(delivery.egressAddress) === 0) {
     throw new ConfigError(`HERALD_EGRESS_ADDRESS: "${delivery.egressAddress}" is not an IP address`);
   }
-  delivery.maxInFlightPerOrigin = integer(env, 'HERALD_MAX_IN_FLIGHT_PER_ORIGIN', Math.min(delivery.concurrency, 2 * delivery.connectionsPerOrigin), 1, 10_000);
   if (delivery.leaseMs < delivery.timeoutMs + 2000) {
     throw new ConfigError(`HERALD_LEASE (${delivery.leaseMs}ms) must exceed HERALD_DELIVERY_TIMEOUT (${delivery.timeoutMs}ms) by at least 2s`);
   }

@@ -27,7 +27,7 @@ const FLUSH_AT = 64;
  * With sends in flight, the next claim waits until a quarter of the slots are free (or this
  * long): claiming as each slot freed made every claim a statement for one delivery.
  */
-const CLAIM_GATHER_MS = 20;
+const CLAIM_GATHER_MS = 5;
 
 export interface DispatcherDeps {
   store: Store;
@@ -58,10 +58,8 @@ export class Dispatcher {
   private readonly inflightByOrigin = new Map<string, number>();
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
-  /** What the loop waits for: free slots (after a full claim), or new work (after a short one). */
+  /** What the loop waits for: free slots (at capacity), or new work (after a short claim). */
   private waiting: 'slots' | 'work' | null = null;
-  /** Origins that had no room at the last claim: one freeing up may let it take more. */
-  private blocked = new Set<string>();
   /** Set by notify(); a hint that arrives while the loop is busy must not wait for the poll. */
   private hinted = false;
   private readonly outcomes: DeliveryOutcome[] = [];
@@ -69,12 +67,9 @@ export class Dispatcher {
   private flushTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly claimAt: number;
-  private readonly originClaimAt: number;
 
   constructor(private readonly deps: DispatcherDeps) {
-    const { concurrency, maxInFlightPerOrigin } = deps.config.delivery;
-    this.claimAt = Math.max(1, Math.floor(concurrency / 4));
-    this.originClaimAt = Math.max(1, Math.floor(maxInFlightPerOrigin / 4));
+    this.claimAt = Math.max(1, Math.floor(deps.config.delivery.concurrency / 4));
   }
 
   start(): void {
@@ -116,8 +111,6 @@ export class Dispatcher {
         const batch = await store.claimDueDeliveries(wanted, Date.now(), leaseMs, room);
         claimed = batch.length;
         if (claimed > 0) await this.dispatch(batch);
-        // Origins left without room for a claim's worth: when one gets it back, claim again.
-        this.blocked = new Set([...this.inflightByOrigin].filter(([, n]) => maxInFlightPerOrigin - n < this.originClaimAt).map(([o]) => o));
         failures = 0;
       } catch (err) {
         failures++;
@@ -125,9 +118,13 @@ export class Dispatcher {
         await this.wait('work', Math.min(100 * 2 ** failures, pollIntervalMs * 5));
         continue;
       }
-      // A full batch means more is probably due: claim again at once. Otherwise wait for a
-      // publish hint, room at an origin that had none, or the poll interval.
-      if (claimed < wanted && !this.hinted) await this.wait('work', pollIntervalMs);
+      // A full batch means more is probably due: claim again at once. A short one means
+      // nothing more is due, or what is due is for origins without room: with sends in
+      // flight, room comes back as they end, so look again after gathering a few; with none,
+      // wait for a publish hint or the poll. (Waking on the end of a send at a "full" origin
+      // instead missed sends that ended while a PostgreSQL claim ran, and sends to other
+      // origins: the loop slept a whole poll interval, 32 deliveries a second.)
+      if (claimed < wanted && !this.hinted) await this.wait('work', this.inflight > 0 ? CLAIM_GATHER_MS : pollIntervalMs);
     }
   }
 
@@ -151,9 +148,8 @@ export class Dispatcher {
     const left = (this.inflightByOrigin.get(origin) ?? 1) - 1;
     if (left === 0) this.inflightByOrigin.delete(origin);
     else this.inflightByOrigin.set(origin, left);
-    const { concurrency, maxInFlightPerOrigin } = this.deps.config.delivery;
-    if (this.waiting === 'slots' && (this.inflight === 0 || concurrency - this.inflight >= this.claimAt)) this.wakeUp?.();
-    else if (this.waiting === 'work' && this.blocked.has(origin) && maxInFlightPerOrigin - left >= this.originClaimAt) this.wakeUp?.();
+    const free = this.deps.config.delivery.concurrency - this.inflight;
+    if (this.waiting === 'slots' && (this.inflight === 0 || free >= this.claimAt)) this.wakeUp?.();
     if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
