@@ -1,11 +1,12 @@
 import { loadConfig } from '../src/config.js';
+import { parseDuration } from '../src/domain/retry.js';
 
 /**
- * The benchmark's sizes, read once from the environment. The defaults finish the whole run
- * in about four minutes on a 2-core machine, where Herald on SQLite, the slowest scenario,
- * delivers about 200/s (it waits on fsync, see the README's Benchmarks section). The issue's
- * full target is `BENCH_EVENTS=20000 BENCH_FANOUT=10000` (two million deliveries per
- * scenario: hours there, at those rates).
+ * The benchmark's sizes, read once from the environment. The throughput scenarios' defaults
+ * finish in a few minutes on a 2-core machine, where Herald delivered a few hundred per second
+ * (see the README's Benchmarks section); their full target is `BENCH_EVENTS=20000` (two million
+ * deliveries per scenario: hours there). The fan-out, latency, backlog and hanging scenarios
+ * default to the issue's own sizes; the backlog of a million deliveries dominates the run.
  */
 export interface BenchConfig {
   /** `BENCH_SUBS`: subscriptions each event fans out to. Default 100. */
@@ -20,13 +21,61 @@ export interface BenchConfig {
   /** `BENCH_PUBLISH_CONCURRENCY`: POST /admin/events in flight. Default 16. */
   publishConcurrency: number;
   /**
-   * `BENCH_FANOUT`: subscriptions of the fan-out event; 0 skips it. Default 2,000, not the
-   * issue's 10,000: seeding 10,000 subscriptions over the API alone takes over a minute here.
+   * `BENCH_SEED_CONCURRENCY`: POST /api/subs in flight while seeding subscriptions. Default 64.
+   * Measured on the 2-core VM: 3,000 subscriptions took 5.0 s on SQLite and 9.2 s on
+   * PostgreSQL, so about 17 s and 31 s for the fan-out's 10,000; with 16 in flight, 1,000 took
+   * 2.2 s on SQLite instead of 1.3 s (each is one write transaction; more in flight batch better).
    */
+  seedConcurrency: number;
+  /** `BENCH_FANOUT`: subscriptions of the fan-out event; 0 skips it. Default 10,000, the issue's size. */
   fanout: number;
   /** `BENCH_FANOUT_ENGINES`: engines the fan-out runs on. Default `sqlite,postgres`. */
   fanoutEngines: Engine[];
-  /** `BENCH_SCENARIOS`: which to run, comma-separated. Default all: `limit,bullmq,sqlite,postgres,fanout,idle`. */
+  /** Scenario `latency`: publish answer time under an open-loop load. */
+  latency: {
+    /** `BENCH_LATENCY_RATE`: events per second, each scheduled at its own start time. Default 1000. */
+    rate: number;
+    /** `BENCH_LATENCY_SECONDS`: how long to publish at that rate. Default 30. */
+    seconds: number;
+    /** `BENCH_LATENCY_SUBS`: subscriptions each event matches, so deliveries run meanwhile. Default 1. */
+    subs: number;
+    /** `BENCH_LATENCY_CONNECTIONS`: keep-alive connections of the publisher's undici Pool. Default 64. */
+    connections: number;
+    /** `BENCH_LATENCY_ENGINES`. Default `sqlite,postgres`. */
+    engines: Engine[];
+  };
+  /** Scenario `backlog`: deliveries pile up while the receiver is down, then drain. */
+  backlog: {
+    /**
+     * `BENCH_BACKLOG`: deliveries pending before the receiver comes back. Default 1,000,000,
+     * the issue's size: publishing and draining that many takes long (the drain alone, at a
+     * few hundred deliveries per second, about an hour), so raise BENCH_TIMEOUT with it.
+     */
+    size: number;
+    /** `BENCH_BACKLOG_SMALL`: the reference backlog whose drain rate the big one is compared with. Default 10,000. */
+    small: number;
+    /** `BENCH_BACKLOG_SUBS`: subscriptions each event fans out to (events = backlog / subs). Default 100. */
+    subs: number;
+    /** `BENCH_BACKLOG_ENGINES`. Default `sqlite,postgres`. */
+    engines: Engine[];
+  };
+  /** Scenario `hanging`: several receiver origins, one of them never answering. */
+  hanging: {
+    /** `BENCH_HANGING_ORIGINS`: receiver origins (ports), one app each. Default 10. */
+    origins: number;
+    /** `BENCH_HANGING_SUBS`: subscriptions per origin. Default 10. */
+    subs: number;
+    /** `BENCH_HANGING_EVENTS`: events published, each to every subscription. Default 100 (10,000 deliveries). */
+    events: number;
+    /** `BENCH_HANGING_TIMEOUT`: HERALD_DELIVERY_TIMEOUT of that Herald, e.g. `5s`. Default 5 s. */
+    timeoutMs: number;
+    /** `BENCH_HANGING_ENGINES`. Default `sqlite,postgres`. */
+    engines: Engine[];
+  };
+  /**
+   * `BENCH_SCENARIOS`: which to run, comma-separated. Default all:
+   * `limit,bullmq,sqlite,postgres,fanout,latency,backlog,hanging,idle`.
+   */
   scenarios: Set<Scenario>;
   /** `BENCH_PROFILE=1`: run the Herald children under `--cpu-prof` (slower; numbers marked). */
   profile: boolean;
@@ -39,12 +88,14 @@ export interface BenchConfig {
   /** From Herald's own configuration, so every scenario uses the same numbers. */
   concurrency: number;
   connectionsPerOrigin: number;
+  maxInFlightPerOrigin: number;
   retrySchedule: number[];
 }
 
 export type Engine = 'sqlite' | 'postgres';
-export type Scenario = 'limit' | 'bullmq' | 'sqlite' | 'postgres' | 'fanout' | 'idle';
-const SCENARIOS: Scenario[] = ['limit', 'bullmq', 'sqlite', 'postgres', 'fanout', 'idle'];
+export type Scenario = 'limit' | 'bullmq' | 'sqlite' | 'postgres' | 'fanout' | 'latency' | 'backlog' | 'hanging' | 'idle';
+const SCENARIOS: Scenario[] = ['limit', 'bullmq', 'sqlite', 'postgres', 'fanout', 'latency', 'backlog', 'hanging', 'idle'];
+const ENGINES = ['sqlite', 'postgres'] as const;
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
   const raw = env[name];
@@ -68,13 +119,36 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
   const events = int(env, 'BENCH_EVENTS', 200, 1);
   const timeoutS = /^(\d+)s?$/.exec(env.BENCH_TIMEOUT ?? '600');
   if (!timeoutS?.[1]) throw new Error(`BENCH_TIMEOUT: "${env.BENCH_TIMEOUT}" must be seconds, e.g. 600s`);
+  const hangingTimeout = parseDuration(env.BENCH_HANGING_TIMEOUT ?? '5s');
+  if (hangingTimeout === null || hangingTimeout < 1000) throw new Error(`BENCH_HANGING_TIMEOUT: "${env.BENCH_HANGING_TIMEOUT}" must be a duration of at least 1s, e.g. 5s`);
   return {
     subs,
     events,
     limitDeliveries: int(env, 'BENCH_LIMIT_DELIVERIES', Math.max(subs * events, 30_000), 1),
     publishConcurrency: int(env, 'BENCH_PUBLISH_CONCURRENCY', 16, 1),
-    fanout: int(env, 'BENCH_FANOUT', 2000),
-    fanoutEngines: list(env, 'BENCH_FANOUT_ENGINES', ['sqlite', 'postgres'] as const, ['sqlite', 'postgres']),
+    seedConcurrency: int(env, 'BENCH_SEED_CONCURRENCY', 64, 1),
+    fanout: int(env, 'BENCH_FANOUT', 10_000),
+    fanoutEngines: list(env, 'BENCH_FANOUT_ENGINES', ENGINES, ENGINES),
+    latency: {
+      rate: int(env, 'BENCH_LATENCY_RATE', 1000, 1),
+      seconds: int(env, 'BENCH_LATENCY_SECONDS', 30, 1),
+      subs: int(env, 'BENCH_LATENCY_SUBS', 1, 1),
+      connections: int(env, 'BENCH_LATENCY_CONNECTIONS', 64, 1),
+      engines: list(env, 'BENCH_LATENCY_ENGINES', ENGINES, ENGINES),
+    },
+    backlog: {
+      size: int(env, 'BENCH_BACKLOG', 1_000_000, 1),
+      small: int(env, 'BENCH_BACKLOG_SMALL', 10_000, 1),
+      subs: int(env, 'BENCH_BACKLOG_SUBS', 100, 1),
+      engines: list(env, 'BENCH_BACKLOG_ENGINES', ENGINES, ENGINES),
+    },
+    hanging: {
+      origins: int(env, 'BENCH_HANGING_ORIGINS', 10, 2),
+      subs: int(env, 'BENCH_HANGING_SUBS', 10, 1),
+      events: int(env, 'BENCH_HANGING_EVENTS', 100, 1),
+      timeoutMs: hangingTimeout,
+      engines: list(env, 'BENCH_HANGING_ENGINES', ENGINES, ENGINES),
+    },
     scenarios: new Set(list(env, 'BENCH_SCENARIOS', SCENARIOS, SCENARIOS)),
     profile: env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true',
     timeoutMs: Number(timeoutS[1]) * 1000,
@@ -82,6 +156,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     bullmqKeep: int(env, 'BENCH_BULLMQ_KEEP', 100_000),
     concurrency: herald.delivery.concurrency,
     connectionsPerOrigin: herald.delivery.connectionsPerOrigin,
+    maxInFlightPerOrigin: herald.delivery.maxInFlightPerOrigin,
     retrySchedule: herald.retrySchedule,
   };
 }

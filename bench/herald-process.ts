@@ -38,6 +38,8 @@ export interface StartOptions {
    * tsx the module loader's thread writes one too (mainThreadProfile() picks Herald's).
    */
   cpuProfile?: { dir: string };
+  /** Extra environment of this Herald (HERALD_RETRY_SCHEDULE, HERALD_DELIVERY_TIMEOUT...); wins over the bench's own. */
+  env?: Record<string, string>;
 }
 
 /** `herald serve` in its own process, so its CPU is its own; resolves once /healthz answers. */
@@ -56,6 +58,7 @@ export async function startHerald(opts: StartOptions): Promise<HeraldChild> {
     HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
     HERALD_ALLOW_PRIVATE_CALLBACKS: 'true',
     LOG_LEVEL: 'warn',
+    ...opts.env,
   };
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -127,29 +130,47 @@ export class HeraldApi {
 export interface DeliveryCounter {
   pending(): Promise<number>;
   statuses(): Promise<Record<string, number>>;
+  /** Attempts made so far, over every delivery (a table scan: not for tight polling). */
+  attempts(): Promise<number>;
   close(): Promise<void>;
 }
 
-export async function openCounter(databaseUrl: string): Promise<DeliveryCounter> {
-  const PENDING = "SELECT count(*) AS n FROM deliveries WHERE status = 'pending'";
-  const STATUSES = 'SELECT status, count(*) AS n FROM deliveries GROUP BY status';
+/**
+ * `appIds` limits both counts to the deliveries of those apps (the hanging scenario counts
+ * the healthy origins apart, one app per origin).
+ */
+export async function openCounter(databaseUrl: string, appIds?: readonly string[]): Promise<DeliveryCounter> {
+  const sqlite = databaseUrl.startsWith('sqlite:');
+  const only = !appIds ? '' : sqlite ? ` AND app_id IN (${appIds.map(() => '?').join(', ')})` : ' AND app_id = ANY($1)';
+  const PENDING = `SELECT count(*) AS n FROM deliveries WHERE status = 'pending'${only}`;
+  const STATUSES = `SELECT status, count(*) AS n FROM deliveries WHERE true${only} GROUP BY status`;
+  const ATTEMPTS = `SELECT coalesce(sum(attempts), 0) AS n FROM deliveries WHERE true${only}`;
   const toRecord = (rows: { status: string; n: number | string }[]) => Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-  if (databaseUrl.startsWith('sqlite:')) {
+  if (sqlite) {
     const db = new Database(databaseUrl.slice('sqlite:'.length), { readonly: true, fileMustExist: true });
     const pending = db.prepare(PENDING);
     const statuses = db.prepare(STATUSES);
+    const attempts = db.prepare(ATTEMPTS);
+    const params = appIds ?? [];
     return {
-      pending: async () => (pending.get() as { n: number }).n,
-      statuses: async () => toRecord(statuses.all() as { status: string; n: number }[]),
+      pending: async () => (pending.get(...params) as { n: number }).n,
+      statuses: async () => toRecord(statuses.all(...params) as { status: string; n: number }[]),
+      attempts: async () => (attempts.get(...params) as { n: number }).n,
       close: async () => void db.close(),
     };
   }
   const client = new pg.Client({ connectionString: databaseUrl });
+  // A connection PostgreSQL ends (a restart, a forced drop) must fail the scenario's next
+  // query, not crash the whole run through an unhandled 'error' event.
+  let lost: Error | null = null;
+  client.on('error', (err) => (lost = err));
   await client.connect();
+  const params = appIds ? [appIds] : [];
   return {
-    pending: async () => Number((await client.query<{ n: string }>(PENDING)).rows[0]!.n),
-    statuses: async () => toRecord((await client.query<{ status: string; n: string }>(STATUSES)).rows),
-    close: () => client.end(),
+    pending: async () => Number((await client.query<{ n: string }>(PENDING, params)).rows[0]!.n),
+    statuses: async () => toRecord((await client.query<{ status: string; n: string }>(STATUSES, params)).rows),
+    attempts: async () => Number((await client.query<{ n: string }>(ATTEMPTS, params)).rows[0]!.n),
+    close: () => (lost ? Promise.resolve() : client.end()),
   };
 }
 
@@ -159,6 +180,20 @@ export async function waitUntilDrained(counter: DeliveryCounter, timeoutMs: numb
   for (;;) {
     if ((await counter.pending()) === 0) return performance.now();
     if (performance.now() > deadline) throw new Error(`deliveries still pending after ${timeoutMs / 1000}s (BENCH_TIMEOUT)`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Polls until no delivery is pending or `deadline` (performance.now()) has passed; resolves
+ * with the moment and what was still pending then (0 when drained), so a scenario can report
+ * a partial drain instead of failing.
+ */
+export async function drainedBy(counter: DeliveryCounter, deadline: number, intervalMs = 50): Promise<{ at: number; pending: number }> {
+  for (;;) {
+    const pending = await counter.pending();
+    const at = performance.now();
+    if (pending === 0 || at > deadline) return { at, pending };
     await sleep(intervalMs);
   }
 }

@@ -18,30 +18,46 @@ export interface Seeded {
   userId: string;
 }
 
-/** One app, one user, a grant `api/subs clients`, and `n` subscriptions to client.create, over the API. */
-export async function seed(api: HeraldApi, receiverUrl: string, n: number, concurrency: number): Promise<Seeded> {
+/** A company with one user whose role may do everything to `client`, the channel's resource. */
+export async function seedTenant(api: HeraldApi): Promise<Seeded> {
   await api.call('PUT', '/admin/resources/client', { plural: 'clients' });
   const company = await api.call('POST', '/admin/companies', { name: 'Acme', sub_domain: 'acme' });
   await api.call('PUT', `/admin/companies/${company.id}/roles/admin`, { permissions: { clients: ['create', 'read', 'update', 'delete'] } });
   const user = await api.call('POST', `/admin/companies/${company.id}/users`, { email: 'ann@acme.test', name: 'Ann', role: 'admin' });
-  const app = await api.call('POST', '/admin/apps', { name: 'Bench', url: `${receiverUrl}/` });
-  const grant = await api.call('POST', '/admin/grants', { app_id: app.id, user_id: user.id, scope: 'api/subs clients' });
+  return { companyId: company.id, userId: user.id };
+}
+
+/**
+ * An app at `receiverUrl` (callbacks must lie within its URL, so one app per receiver
+ * origin), a grant `api/subs clients` for the tenant's user, and `n` subscriptions to
+ * client.create, created over the API with `concurrency` in flight. Resolves with the app's id.
+ */
+export async function seedApp(api: HeraldApi, tenant: Seeded, receiverUrl: string, n: number, concurrency: number, name = 'Bench'): Promise<string> {
+  const app = await api.call('POST', '/admin/apps', { name, url: `${receiverUrl}/` });
+  const grant = await api.call('POST', '/admin/grants', { app_id: app.id, user_id: tenant.userId, scope: 'api/subs clients' });
   const subs = Array.from({ length: n }, (_, i) => i);
   await mapLimit(subs, concurrency, (i) =>
     api.call('POST', '/api/subs', { sub: { channel: 'client.create', callback_url: `${receiverUrl}/hooks/${i}` } }, grant.access_token),
   );
-  return { companyId: company.id, userId: user.id };
+  return app.id;
+}
+
+/** One app, one user, a grant `api/subs clients`, and `n` subscriptions to client.create, over the API. */
+export async function seed(api: HeraldApi, receiverUrl: string, n: number, concurrency: number): Promise<Seeded> {
+  const tenant = await seedTenant(api);
+  await seedApp(api, tenant, receiverUrl, n, concurrency);
+  return tenant;
 }
 
 /** POSTs one event; resolves with its answer time in ms. */
-async function publishOne(api: HeraldApi, seeded: Seeded, i: number): Promise<number> {
+export async function publishOne(api: HeraldApi, seeded: Seeded, i: number): Promise<number> {
   const t = performance.now();
   await api.call('POST', '/admin/events', { ...benchEvent(i), company_id: seeded.companyId, user_id: seeded.userId });
   return performance.now() - t;
 }
 
 /** CPU of the PostgreSQL backends serving this database (not the server's shared processes). */
-function postgresMeter(databaseUrl: string) {
+export function postgresMeter(databaseUrl: string) {
   return commandCpuMeter('postgres', ` ${new URL(databaseUrl).pathname.slice(1)} `);
 }
 
@@ -52,11 +68,18 @@ function profileOption(cfg: BenchConfig, name: string) {
   return { cpuProfile: { dir } };
 }
 
-async function withHerald<T>(engine: Engine, cfg: BenchConfig, profileName: string, fn: (herald: HeraldChild, databaseUrl: string) => Promise<T>): Promise<T> {
+/** A Herald on a fresh database for `fn`; `env` is added to that Herald's environment. */
+export async function withHerald<T>(
+  engine: Engine,
+  cfg: BenchConfig,
+  profileName: string,
+  fn: (herald: HeraldChild, databaseUrl: string) => Promise<T>,
+  env?: Record<string, string>,
+): Promise<T> {
   const db = await freshDatabase(engine);
   let herald: HeraldChild | null = null;
   try {
-    herald = await startHerald({ databaseUrl: db.url, ...profileOption(cfg, profileName) });
+    herald = await startHerald({ databaseUrl: db.url, ...profileOption(cfg, profileName), ...(env ? { env } : {}) });
     return await fn(herald, db.url);
   } finally {
     await herald?.stop();
@@ -140,9 +163,9 @@ export interface FanoutResult {
 /** One event to `cfg.fanout` subscriptions: the publish answer time, then time until all delivered. */
 export async function runFanout(engine: Engine, cfg: BenchConfig, receiver: Receiver): Promise<FanoutResult> {
   return withHerald(engine, cfg, `herald-fanout-${engine}`, async (herald, databaseUrl) => {
-    const api = new HeraldApi(herald.url, cfg.publishConcurrency);
+    const api = new HeraldApi(herald.url, cfg.seedConcurrency);
     const s0 = performance.now();
-    const seeded = await seed(api, receiver.url, cfg.fanout, cfg.publishConcurrency);
+    const seeded = await seed(api, receiver.url, cfg.fanout, cfg.seedConcurrency);
     const seedSeconds = (performance.now() - s0) / 1000;
     const counter = await openCounter(databaseUrl);
     await receiver.count(true);

@@ -1,38 +1,59 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ReceiverMessage, ReceiverReply } from './receiver-process.js';
+import type { ReceiverMessage, ReceiverOptions, ReceiverReply } from './receiver-process.js';
 
 const ENTRY = fileURLToPath(new URL('./receiver-process.ts', import.meta.url));
 
-/** The shared receiver, in its own process. */
+export type ReceiverCounts = Omit<Extract<ReceiverReply, { type: 'count' }>, 'type'>;
+
+/** A receiver in its own process: by default the shared one, on one free port. */
 export class Receiver {
   private constructor(
     private readonly child: ChildProcess,
-    readonly url: string,
+    /** One URL per port, in the order asked for. */
+    readonly urls: string[],
+    /** Date.now() when every port was listening. */
+    readonly listeningAt: number,
   ) {}
 
-  static async start(): Promise<Receiver> {
-    const child = fork(ENTRY, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const url = await new Promise<string>((resolve, reject) => {
+  /**
+   * `ports`: listen on these (0: any free port); several make several receiver origins.
+   * `hang`: indexes of ports that read each request and never answer.
+   */
+  static async start(opts: Partial<ReceiverOptions> = {}): Promise<Receiver> {
+    const options: ReceiverOptions = { ports: opts.ports ?? [0], hang: opts.hang ?? [] };
+    const child = fork(ENTRY, [JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const listening = await new Promise<{ urls: string[]; at: number }>((resolve, reject) => {
       child.once('error', reject);
       child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
-      child.on('message', (m: ReceiverReply) => m.type === 'listening' && resolve(m.url));
+      child.on('message', (m: ReceiverReply) => m.type === 'listening' && resolve(m));
     });
     child.removeAllListeners('exit');
-    return new Receiver(child, url);
+    return new Receiver(child, listening.urls, listening.at);
+  }
+
+  /** The first port's URL (the only one of the shared receiver). */
+  get url(): string {
+    return this.urls[0]!;
   }
 
   get pid(): number {
     return this.child.pid!;
   }
 
-  /** Requests received since the last reset; `reset` starts the count again. */
-  count(reset = false): Promise<number> {
+  /** Requests answered since the last reset; `reset` starts the count again. */
+  async count(reset = false): Promise<number> {
+    return (await this.counts(reset)).received;
+  }
+
+  /** Every count: per port, held by hanging ports, and when the first request came. */
+  counts(reset = false): Promise<ReceiverCounts> {
     return new Promise((resolve) => {
       const onMessage = (m: ReceiverReply) => {
         if (m.type !== 'count') return;
         this.child.off('message', onMessage);
-        resolve(m.received);
+        const { type: _, ...counts } = m;
+        resolve(counts);
       };
       this.child.on('message', onMessage);
       this.child.send({ type: 'count', reset } satisfies ReceiverMessage);
@@ -40,6 +61,7 @@ export class Receiver {
   }
 
   async stop(): Promise<void> {
+    if (this.child.exitCode !== null || !this.child.connected) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.disconnect();
     await exited;

@@ -1,5 +1,29 @@
+import type { BacklogRun } from './backlog.js';
+import type { HangingRun } from './hanging.js';
 import type { FanoutResult, HeraldResult, IdleResult } from './herald.js';
+import { LATENCY_TARGET_MS, type LatencyResult } from './latency.js';
 import type { ThroughputResult } from './limit.js';
+
+/** The issue's targets for the backlog and the hanging receiver. */
+export const BACKLOG_RSS_TARGET_MIB = 300e6 / 2 ** 20; // 300 MB = 286.1 MiB
+export const BACKLOG_RATIO_TARGET = 0.8;
+export const HANGING_RATIO_TARGET = 0.9;
+
+/** The big backlog and the small reference on one engine; ratio = big drain rate / small drain rate. */
+export interface BacklogResult {
+  engine: 'sqlite' | 'postgres';
+  small: BacklogRun | null;
+  big: BacklogRun | null;
+  ratio: number | null;
+}
+
+/** The run where every origin answers and the one where origin 0 hangs; ratio = hanging rate / healthy rate. */
+export interface HangingResult {
+  engine: 'sqlite' | 'postgres';
+  allAnswer: HangingRun | null;
+  oneHangs: HangingRun | null;
+  ratio: number | null;
+}
 
 export interface Report {
   date: string;
@@ -8,12 +32,17 @@ export interface Report {
   throughput: (ThroughputResult | HeraldResult)[];
   ratios: { name: string; value: number }[];
   fanout: FanoutResult[];
+  latency: LatencyResult[];
+  backlog: BacklogResult[];
+  hanging: HangingResult[];
   idle: IdleResult[];
   notes: string[];
   profiles: unknown[];
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
+const engineName = (e: 'sqlite' | 'postgres') => (e === 'sqlite' ? 'SQLite' : 'PostgreSQL');
+const machineCells = (m: { busyPct: number; iowaitPct: number; othersPct: number }) => [`${m.busyPct}% / ${m.iowaitPct}%`, `${m.othersPct}%`];
 
 function pad(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -64,39 +93,176 @@ export function fanoutTable(results: FanoutResult[]): string {
   return pad(rows);
 }
 
+export function latencyTable(results: LatencyResult[]): string {
+  const rows = [['publish latency, open loop', 'events/s x s', 'subs', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', `late (> ${LATENCY_TARGET_MS} ms)`, 'errors', 'deliveries/s', 'backlog at end', 'kept up', 'Herald CPU', 'machine busy / iowait', 'others']];
+  for (const r of results) {
+    rows.push([
+      `Herald on ${engineName(r.engine)}`,
+      `${fmt(r.rate)} x ${r.seconds}`,
+      String(r.subs),
+      String(r.p50Ms),
+      String(r.p99Ms),
+      String(r.p999Ms),
+      String(r.maxMs),
+      fmt(r.late),
+      fmt(r.errors),
+      fmt(r.deliveries.perSecond),
+      fmt(r.deliveries.backlogAtEnd),
+      r.deliveries.keptUp ? 'yes' : 'no',
+      `${r.cpuPct}%`,
+      ...machineCells(r.machine),
+    ]);
+  }
+  return pad(rows);
+}
+
+export function backlogTable(results: BacklogResult[]): string {
+  const rows = [['backlog, receiver down then back', 'pending', 'publish s', 'first delivery s', 'drain s', 'deliveries/s', 'max RSS MiB', 'Herald CPU', 'machine busy / iowait', 'others']];
+  for (const r of results) {
+    for (const run of [r.small, r.big]) {
+      if (!run) continue;
+      rows.push([
+        `Herald on ${engineName(run.engine)}`,
+        fmt(run.backlog),
+        run.publishSeconds.toFixed(1),
+        run.firstDeliverySeconds.toFixed(2),
+        `${run.drainSeconds.toFixed(1)}${run.complete ? '' : ' (cut)'}`,
+        fmt(run.perSecond),
+        run.maxRssMiB.toFixed(1),
+        `${run.cpuPct}%`,
+        ...machineCells(run.machine),
+      ]);
+    }
+  }
+  return pad(rows);
+}
+
+export function hangingTable(results: HangingResult[]): string {
+  const rows = [['receivers: healthy origins 1..n-1', 'origin 0', 'deliveries', 'seconds', 'deliveries/s', 'origin 0 held', 'Herald CPU', 'machine busy / iowait', 'others']];
+  for (const r of results) {
+    for (const run of [r.allAnswer, r.oneHangs]) {
+      if (!run) continue;
+      rows.push([
+        `Herald on ${engineName(run.engine)}`,
+        run.hanging ? 'hangs' : 'answers',
+        fmt(run.healthyDeliveries),
+        run.seconds.toFixed(2),
+        fmt(run.perSecond),
+        fmt(run.held),
+        `${run.cpuPct}%`,
+        ...machineCells(run.machine),
+      ]);
+    }
+  }
+  return pad(rows);
+}
+
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** A horizontal bar chart of deliveries/s, hand-written SVG. */
-export function svgChart(report: Report): string {
+interface Bar {
+  label: string;
+  value: number;
+  /** Printed after the bar. */
+  text: string;
+}
+
+interface Section {
+  title: string;
+  bars: Bar[];
+  /** A vertical line at a target value, e.g. the latency target. */
+  marker?: { value: number; label: string };
+}
+
+/** The chart's sections: what the report has, each bar scaled within its section. */
+function sections(report: Report): Section[] {
   const limit = report.throughput.find((r) => r.scenario.startsWith('limit'))?.perSecond;
-  const bars = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond }));
-  for (const f of report.fanout) bars.push({ label: `fan-out, ${fmt(f.subscriptions)} subs (${f.engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`, value: f.perSecond });
   const vsLimit = (v: number) => (limit && v !== limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
-  const max = Math.max(1, ...bars.map((b) => b.value));
+  const out: Section[] = [];
+  const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${vsLimit(r.perSecond)}` }));
+  for (const f of report.fanout) {
+    throughput.push({ label: `fan-out, ${fmt(f.subscriptions)} subs (${engineName(f.engine)})`, value: f.perSecond, text: `${fmt(f.perSecond)}/s${vsLimit(f.perSecond)}, publish ${f.publishMs} ms` });
+  }
+  if (throughput.length > 0) out.push({ title: 'Deliveries per second (higher is better)', bars: throughput });
+  if (report.latency.length > 0) {
+    const rate = report.latency[0]!.rate;
+    out.push({
+      title: `Publish answer time at ${fmt(rate)} events/s, open loop: p99 in ms (lower is better)`,
+      bars: report.latency.map((l) => ({
+        label: `Herald on ${engineName(l.engine)}`,
+        value: l.p99Ms,
+        text: `p50 ${l.p50Ms} / p99 ${l.p99Ms} / p99.9 ${l.p999Ms} ms; deliveries ${l.deliveries.keptUp ? 'kept up' : 'fell behind'}`,
+      })),
+      marker: { value: LATENCY_TARGET_MS, label: `${LATENCY_TARGET_MS} ms target` },
+    });
+  }
+  const backlog: Bar[] = [];
+  for (const b of report.backlog) {
+    for (const run of [b.small, b.big]) {
+      if (!run) continue;
+      const ratio = run === b.big && b.ratio !== null ? `, ${b.ratio.toFixed(2)} x the small backlog's` : '';
+      backlog.push({ label: `${fmt(run.backlog)} pending (${engineName(run.engine)})`, value: run.perSecond, text: `${fmt(run.perSecond)}/s${run.complete ? '' : ' (drain cut short)'}${ratio}; max RSS ${run.maxRssMiB.toFixed(0)} MiB` });
+    }
+  }
+  if (backlog.length > 0) out.push({ title: 'Draining a backlog after the receiver comes back: deliveries per second', bars: backlog });
+  const hanging: Bar[] = [];
+  for (const h of report.hanging) {
+    for (const run of [h.allAnswer, h.oneHangs]) {
+      if (!run) continue;
+      const ratio = run === h.oneHangs && h.ratio !== null ? `  (${h.ratio.toFixed(2)} x without it)` : '';
+      hanging.push({ label: `origin 0 ${run.hanging ? 'hangs' : 'answers'} (${engineName(run.engine)})`, value: run.perSecond, text: `${fmt(run.perSecond)}/s${ratio}` });
+    }
+  }
+  if (hanging.length > 0) {
+    const o = report.hanging.find((h) => h.allAnswer ?? h.oneHangs);
+    const n = (o?.allAnswer ?? o?.oneHangs)?.origins ?? 0;
+    out.push({ title: `${n} receiver origins, one hanging until the timeout: deliveries per second to the other ${n - 1}`, bars: hanging });
+  }
+  return out;
+}
+
+/** Horizontal bar charts, one section per kind of measurement, hand-written SVG. */
+export function svgChart(report: Report): string {
+  const parts: string[] = [];
   const left = 290;
-  const width = 900;
-  const barArea = width - left - 200;
+  const width = 1000;
   const rowH = 34;
-  const top = 64;
-  const height = top + bars.length * rowH + 40;
   const colors = ['#8c8c8c', '#d9822b', '#2b7bd9', '#2bb673', '#7a5cd6', '#c94f7c'];
-  const parts = [
+  let y = 64;
+  for (const section of sections(report)) {
+    parts.push(`<text x="20" y="${y + 16}" font-size="15" font-weight="600">${esc(section.title)}</text>`);
+    y += 26;
+    const max = Math.max(1e-9, ...section.bars.map((b) => b.value), section.marker?.value ?? 0);
+    // Room for the longest text after its bar (about 7 px a character at 13 px).
+    const barArea = Math.max(150, width - left - 20 - 7 * Math.max(...section.bars.map((b) => b.text.length)));
+    const top = y;
+    section.bars.forEach((b, i) => {
+      const w = Math.max(1, Math.round((b.value / max) * barArea));
+      parts.push(
+        `<text x="${left - 10}" y="${y + 19}" text-anchor="end">${esc(b.label)}</text>`,
+        `<rect x="${left}" y="${y + 4}" width="${w}" height="22" rx="3" fill="${colors[i % colors.length]}"/>`,
+        `<text x="${left + w + 8}" y="${y + 19}">${esc(b.text)}</text>`,
+      );
+      y += rowH;
+    });
+    parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${y}" stroke="#333"/>`);
+    if (section.marker) {
+      const x = left + Math.round((section.marker.value / max) * barArea);
+      parts.push(
+        `<line x1="${x}" y1="${top}" x2="${x}" y2="${y}" stroke="#c00" stroke-dasharray="4 3"/>`,
+        `<text x="${x + 4}" y="${y + 12}" fill="#c00" font-size="11">${esc(section.marker.label)}</text>`,
+      );
+      y += 12;
+    }
+    y += 16;
+  }
+  const height = y + 30;
+  const header = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="20" y="28" font-size="17" font-weight="600">Herald benchmark: deliveries per second (higher is better)</text>`,
+    `<text x="20" y="28" font-size="17" font-weight="600">Herald benchmark</text>`,
     `<text x="20" y="48" fill="#555">${esc(`${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.machine.cpus} CPUs, Node ${report.machine.node}; ${String(report.sizes.subs)} subs x ${String(report.sizes.events)} events, concurrency ${String(report.sizes.concurrency)}`)}</text>`,
   ];
-  bars.forEach((b, i) => {
-    const y = top + i * rowH;
-    const w = Math.max(1, Math.round((b.value / max) * barArea));
-    parts.push(
-      `<text x="${left - 10}" y="${y + 19}" text-anchor="end">${esc(b.label)}</text>`,
-      `<rect x="${left}" y="${y + 4}" width="${w}" height="22" rx="3" fill="${colors[i % colors.length]}"/>`,
-      `<text x="${left + w + 8}" y="${y + 19}">${fmt(b.value)}/s<tspan fill="#777">${vsLimit(b.value)}</tspan></text>`,
-    );
-  });
-  parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + bars.length * rowH}" stroke="#333"/>`);
   parts.push(`<text x="20" y="${height - 14}" fill="#777" font-size="11">npm run bench; ratios measured side by side in one run; bench/results/latest.json has every number</text>`);
   parts.push('</svg>');
-  return parts.join('\n') + '\n';
+  return [...header, ...parts].join('\n') + '\n';
 }

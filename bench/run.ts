@@ -1,23 +1,40 @@
 /**
- * `npm run bench`: every scenario in one go, against one receiver process. Prints a table and
- * the ratios, writes bench/results/latest.json and bench/results/latest.svg. Sizes and the
+ * `npm run bench`: every scenario in one go, against one receiver process (the backlog and
+ * hanging scenarios start their own: on a reserved port, on several ports). Prints the tables
+ * and the ratios, writes bench/results/latest.json and bench/results/latest.svg. Sizes and the
  * choice of scenarios come from BENCH_* variables (bench/config.ts); Herald's own
  * HERALD_CONCURRENCY and HERALD_CONNECTIONS_PER_ORIGIN apply to every scenario alike.
  * Only ratios from one run mean much: the machines this runs on are shared and noisy.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { backlogRetrySchedule, runBacklog } from './backlog.js';
 import { buildCompiledCli } from './compiled.js';
 import { loadBenchConfig, type BenchConfig } from './config.js';
+import { runHangingOnce } from './hanging.js';
 import { measureIdle, runFanout, runHeraldThroughput, type HeraldResult } from './herald.js';
+import { LATENCY_TARGET_MS, runLatency } from './latency.js';
 import { runLimit, type ThroughputResult } from './limit.js';
 import { formatProfile, mainThreadProfile, summarizeProfile, type ProfileSummary } from './profile.js';
 import { Receiver } from './receiver.js';
-import { fanoutTable, ratios, svgChart, throughputTable, type Report } from './report.js';
+import {
+  BACKLOG_RATIO_TARGET,
+  BACKLOG_RSS_TARGET_MIB,
+  backlogTable,
+  fanoutTable,
+  HANGING_RATIO_TARGET,
+  hangingTable,
+  latencyTable,
+  ratios,
+  svgChart,
+  throughputTable,
+  type Report,
+} from './report.js';
 import { withTimeout } from './util.js';
 
 const RESULTS = 'bench/results';
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const fmt = (n: number) => n.toLocaleString('en-US');
 
 async function main(): Promise<number> {
   const cfg = loadBenchConfig();
@@ -31,7 +48,12 @@ async function main(): Promise<number> {
     publishConcurrency: cfg.publishConcurrency,
     concurrency: cfg.concurrency,
     connectionsPerOrigin: cfg.connectionsPerOrigin,
+    maxInFlightPerOrigin: cfg.maxInFlightPerOrigin,
+    seedConcurrency: cfg.seedConcurrency,
     fanout: cfg.fanout,
+    latency: cfg.latency,
+    backlog: { ...cfg.backlog, retrySchedule: `1s x ${backlogRetrySchedule(cfg).split(',').length}` },
+    hanging: cfg.hanging,
     profiled: cfg.profile,
   };
   const report: Report = {
@@ -41,12 +63,15 @@ async function main(): Promise<number> {
     throughput: [],
     ratios: [],
     fanout: [],
+    latency: [],
+    backlog: [],
+    hanging: [],
     idle: [],
     notes: [],
     profiles: [],
   };
   say(`Herald benchmark: ${cfg.subs} subscriptions x ${cfg.events} events = ${cfg.subs * cfg.events} deliveries per scenario; ` +
-    `concurrency ${cfg.concurrency}, ${cfg.connectionsPerOrigin} connections per origin; ${report.machine.cpus} CPUs${cfg.profile ? '; PROFILED (slower)' : ''}`);
+    `concurrency ${cfg.concurrency}, ${cfg.connectionsPerOrigin} connections and at most ${cfg.maxInFlightPerOrigin} in flight per origin; ${report.machine.cpus} CPUs${cfg.profile ? '; PROFILED (slower)' : ''}`);
   let failures = 0;
   const attempt = async <T>(name: string, fn: () => Promise<T>): Promise<T | null> => {
     const t = performance.now();
@@ -87,13 +112,44 @@ async function main(): Promise<number> {
         if (f) report.fanout.push(f);
       }
     }
+    if (has('latency')) {
+      const { rate, seconds, subs } = cfg.latency;
+      for (const engine of cfg.latency.engines) {
+        const l = await attempt(`latency: ${rate} events/s for ${seconds} s, open loop, ${subs} subscription(s) each, on ${engine}`, () => runLatency(engine, cfg, receiver));
+        if (l) report.latency.push(l);
+      }
+    }
   } finally {
     await receiver.stop();
+  }
+  // The backlog and hanging scenarios start receivers of their own (on a reserved port, on several ports).
+  if (has('backlog')) {
+    for (const engine of cfg.backlog.engines) {
+      const small = await attempt(`backlog: ${cfg.backlog.small} deliveries pending, receiver down, then back, on ${engine}`, () => runBacklog(engine, cfg, cfg.backlog.small));
+      const big = await attempt(`backlog: ${cfg.backlog.size} deliveries pending, receiver down, then back, on ${engine}`, () => runBacklog(engine, cfg, cfg.backlog.size));
+      report.backlog.push({ engine, small, big, ratio: small && big ? Math.round((big.perSecond / small.perSecond) * 100) / 100 : null });
+    }
+  }
+  if (has('hanging')) {
+    const { origins, timeoutMs } = cfg.hanging;
+    for (const engine of cfg.hanging.engines) {
+      const allAnswer = await attempt(`hanging: ${origins} receiver origins, all answer, on ${engine}`, () => runHangingOnce(engine, cfg, false));
+      const oneHangs = await attempt(`hanging: ${origins} receiver origins, origin 0 hangs (timeout ${timeoutMs / 1000} s), on ${engine}`, () => runHangingOnce(engine, cfg, true));
+      report.hanging.push({ engine, allAnswer, oneHangs, ratio: allAnswer && oneHangs ? Math.round((oneHangs.perSecond / allAnswer.perSecond) * 100) / 100 : null });
+    }
   }
 
   report.ratios = ratios(report.throughput);
   if (cfg.profile) {
-    for (const name of ['herald-sqlite', 'herald-postgres', ...cfg.fanoutEngines.map((e) => `herald-fanout-${e}`)]) {
+    const names = [
+      'herald-sqlite',
+      'herald-postgres',
+      ...cfg.fanoutEngines.map((e) => `herald-fanout-${e}`),
+      ...(has('latency') ? cfg.latency.engines.map((e) => `herald-latency-${e}`) : []),
+      ...(has('backlog') ? cfg.backlog.engines.flatMap((e) => [cfg.backlog.small, cfg.backlog.size].map((n) => `herald-backlog-${e}-${n}`)) : []),
+      ...(has('hanging') ? cfg.hanging.engines.flatMap((e) => [`herald-hanging-${e}-ok`, `herald-hanging-${e}-hang`]) : []),
+    ];
+    for (const name of names) {
       const file = mainThreadProfile(`${RESULTS}/profiles/${name}`);
       if (file) report.profiles.push(summarizeProfile(file));
     }
@@ -105,12 +161,48 @@ async function main(): Promise<number> {
   for (const r of report.throughput) {
     if ('publish' in r) say(`  ${r.scenario}: publish ${r.publish.events} events in ${r.publish.seconds} s (${r.publish.perSecond}/s), p50 ${r.publish.p50Ms} ms, p99 ${r.publish.p99Ms} ms, max ${r.publish.maxMs} ms; RSS after ${r.rssAfterMiB} MiB`);
   }
-  say('  sender CPU: the process that delivers (the loop, the BullMQ worker, Herald), % of one core; machine: all CPUs;\n  others: CPU no process of the scenario used (neighbours), % of one core');
+  say('  sender CPU / Herald CPU: the process that delivers (the loop, the BullMQ worker, Herald), % of one core; machine: all CPUs;\n  others: CPU no process of the scenario used (neighbours), % of one core');
   if (report.ratios.length > 0) say('\nratios (deliveries/s): ' + report.ratios.map((r) => `${r.name} = ${r.value}`).join(', '));
   if (report.fanout.length > 0) {
     say('\n' + fanoutTable(report.fanout));
     for (const f of report.fanout) say(`  ${f.engine}: seeding ${f.subscriptions} subscriptions over the API took ${f.seedSeconds} s${f.notes.length ? '; ' + f.notes.join('; ') : ''}`);
-    if (cfg.fanout < 10_000) say(`  sized down: the issue asks for 10,000 subscriptions (BENCH_FANOUT=10000); the default is ${cfg.fanout} so the run stays within minutes`);
+    if (cfg.fanout < 10_000) say(`  sized down: the issue asks for 10,000 subscriptions (BENCH_FANOUT=10000); this run used ${cfg.fanout}`);
+  }
+  if (report.latency.length > 0) {
+    say('\n' + latencyTable(report.latency));
+    say(`  times count from each publish's scheduled start (open loop); target: p99 under ${LATENCY_TARGET_MS} ms. "kept up": the deliveries were less than one second's worth behind when publishing stopped`);
+    for (const l of report.latency) {
+      say(`  ${l.engine}: ${fmt(l.answered)} of ${fmt(l.events)} answered; p99 ${l.p99Ms} ms ${l.p99Ms < LATENCY_TARGET_MS ? 'meets' : 'misses'} the target; ` +
+        `deliveries: ${fmt(l.deliveries.inWindow)} of ${fmt(l.deliveries.expected)} within the window, at most ${fmt(l.deliveries.maxBacklog)} behind, ` +
+        `${l.deliveries.drainSeconds === null ? 'the rest did not finish within BENCH_TIMEOUT' : `the rest took ${l.deliveries.drainSeconds} s more`}; ` +
+        `publisher lag at worst ${l.senderLagMaxMs} ms${l.notes.length ? '; ' + l.notes.join('; ') : ''}`);
+    }
+  }
+  if (report.backlog.length > 0) {
+    say('\n' + backlogTable(report.backlog));
+    say('  first delivery: from the receiver listening again to its first request; drain: from then until nothing was pending; max RSS: Herald, sampled every second from its start');
+    for (const b of report.backlog) {
+      const maxRss = Math.max(b.small?.maxRssMiB ?? 0, b.big?.maxRssMiB ?? 0); // 0 when both failed: reported as n/a below
+      const cut = [b.small, b.big].some((r) => r && !r.complete) ? ' (a drain was cut at BENCH_TIMEOUT: its rate is over what it drained)' : '';
+      say(`  ${b.engine}: drain rate ${b.big ? fmt(b.big.backlog) : '?'} / ${b.small ? fmt(b.small.backlog) : '?'} = ${b.ratio ?? 'n/a'}${cut} (target >= ${BACKLOG_RATIO_TARGET}); ` +
+        (maxRss > 0 ? `max RSS ${maxRss.toFixed(1)} MiB (target < 300 MB = ${BACKLOG_RSS_TARGET_MIB.toFixed(1)} MiB: ${maxRss < BACKLOG_RSS_TARGET_MIB ? 'met' : 'MISSED'})` : 'max RSS n/a'));
+      for (const run of [b.small, b.big]) {
+        if (!run) continue;
+        say(`    ${fmt(run.backlog)}: ${fmt(run.events)} events x ${run.subs} subs published in ${run.publishSeconds} s (${run.publishPerSecond}/s) while ${fmt(run.attemptsWhileDown)} attempts were refused; ` +
+          `RSS by phase ${JSON.stringify(run.rssByPhase)}${run.notes.length ? '; ' + run.notes.join('; ') : ''}`);
+      }
+    }
+  }
+  if (report.hanging.length > 0) {
+    say('\n' + hangingTable(report.hanging));
+    say(`  seconds: from the first publish until every delivery to the healthy origins had its outcome; HERALD_DELIVERY_TIMEOUT ${cfg.hanging.timeoutMs / 1000} s`);
+    for (const h of report.hanging) {
+      say(`  ${h.engine}: healthy origins' rate with origin 0 hanging / without = ${h.ratio ?? 'n/a'} (target >= ${HANGING_RATIO_TARGET})`);
+      for (const run of [h.allAnswer, h.oneHangs]) {
+        if (!run) continue;
+        say(`    origin 0 ${run.hanging ? 'hangs' : 'answers'}: answered per origin ${JSON.stringify(run.perOrigin)}, origin 0 held ${run.held}, its deliveries then ${JSON.stringify(run.origin0Statuses)}${run.notes.length ? '; ' + run.notes.join('; ') : ''}`);
+      }
+    }
   }
   if (report.idle.length > 0) say('\nidle resident memory after 5 s: ' + report.idle.map((i) => `${i.rssMiB} MiB (${i.runner})`).join(', '));
   for (const p of report.profiles) say('\n' + formatProfile(p as ProfileSummary));

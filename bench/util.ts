@@ -164,3 +164,68 @@ export function commandCpuMeter(comm: string, cmdlineIncludes = ''): () => { cpu
     return { cpuPct: Math.round((used / ((performance.now() - t0) / 1000)) * 100) };
   };
 }
+
+/** The kernel's range of ports for outgoing connections (Linux), or the usual default. */
+function ephemeralPorts(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    /* not Linux */
+  }
+  return [32768, 60999];
+}
+
+/**
+ * A port free now that nobody will listen on until the caller does: connections to it are
+ * refused meanwhile. Chosen below the ephemeral range, so no outgoing connection (Herald's to
+ * PostgreSQL, say) takes it as its local port while it is waiting to be listened on.
+ */
+export async function reservePort(): Promise<number> {
+  const [low] = ephemeralPorts();
+  const top = Math.min(low, 32768);
+  const bottom = Math.max(1024, top - 12_000);
+  for (let tries = 0; tries < 100; tries++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom));
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port found between ${bottom} and ${top}`);
+}
+
+/**
+ * Samples a process's resident memory every `intervalMs` until stop(). `mark(phase)` starts a
+ * new phase, so the maximum of each phase (publishing, draining...) is kept apart.
+ */
+export function rssSampler(pid: number, intervalMs = 1000) {
+  const maxByPhase = new Map<string, number>();
+  let phase = 'start';
+  const sample = () => {
+    const mib = rssMiB(pid);
+    if (Number.isFinite(mib)) maxByPhase.set(phase, Math.max(maxByPhase.get(phase) ?? 0, mib));
+  };
+  sample();
+  let timer: NodeJS.Timeout | null = setInterval(sample, intervalMs);
+  return {
+    /** Samples at the boundary, in both phases. */
+    mark(next: string) {
+      sample();
+      phase = next;
+      sample();
+    },
+    /** Stops sampling (idempotent); the maximum over everything and per phase, in MiB. */
+    stop(): { maxMiB: number; byPhase: Record<string, number> } {
+      if (timer) {
+        sample();
+        clearInterval(timer);
+        timer = null;
+      }
+      const byPhase = Object.fromEntries([...maxByPhase].map(([name, mib]) => [name, round(mib, 1)]));
+      return { maxMiB: round(Math.max(0, ...maxByPhase.values()), 1), byPhase };
+    },
+  };
+}

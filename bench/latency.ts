@@ -1,0 +1,164 @@
+import type { BenchConfig, Engine } from './config.js';
+import { drainedBy, HeraldApi, openCounter, waitUntilDrained } from './herald-process.js';
+import { postgresMeter, publishOne, seed, withHerald } from './herald.js';
+import { benchEvent } from './payload.js';
+import type { Receiver } from './receiver.js';
+import { cpuMeter, machineMeter, mapLimit, percentile, round, sleep, type MachineLoad } from './util.js';
+
+/** The issue's target: publish answers within 10 ms at the 99th percentile. */
+export const LATENCY_TARGET_MS = 10;
+/** Events published (closed loop, 4 in flight) before measuring, so Herald's code is warm. */
+const WARMUP_EVENTS = 200;
+
+export interface LatencyResult {
+  engine: Engine;
+  /** Events per second asked for, and for how long. */
+  rate: number;
+  seconds: number;
+  subs: number;
+  /** Publishes scheduled, answered 202, and failed (another status, or no answer). */
+  events: number;
+  answered: number;
+  errors: number;
+  /** Answer time of each publish, counted from its scheduled start (see runLatency). */
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  /** Publishes answered later than LATENCY_TARGET_MS after their scheduled start. */
+  late: number;
+  /** How far behind its schedule the publisher itself sent a request, at worst (its own lag, counted in the times above). */
+  senderLagMaxMs: number;
+  deliveries: {
+    /** Deliveries of the events scheduled in the window (events x subs). */
+    expected: number;
+    /** Received by the receiver within the window, and per second. */
+    inWindow: number;
+    perSecond: number;
+    /** Deliveries not yet received when the window closed, and the most at any 1 s sample. */
+    backlogAtEnd: number;
+    maxBacklog: number;
+    /** From the window's end until no delivery was pending; null: still some after BENCH_TIMEOUT. */
+    drainSeconds: number | null;
+    /** The backlog at the window's end was under one second's worth of deliveries. */
+    keptUp: boolean;
+  };
+  cpuPct: number;
+  machine: MachineLoad;
+  notes: string[];
+}
+
+/**
+ * Publish latency under a steady load: `rate` events per second for `seconds`, each to
+ * `subs` subscriptions on the shared receiver, so Herald delivers while it answers publishes.
+ *
+ * Open loop: request i is sent at t0 + i/rate whatever happened to the previous ones, and
+ * its answer time counts from that scheduled start. A closed loop (send the next when the
+ * previous answered) slows down exactly when Herald does, so it never measures the requests
+ * a slow answer delayed: coordinated omission, which hides the tail this scenario is about.
+ * Requests that the publisher itself sent late (its timer, its event loop) are still timed
+ * from their schedule; senderLagMaxMs says how late it got. One keep-alive undici Pool with
+ * `connections` sockets carries them; beyond that they queue in the pool, which counts too.
+ */
+export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Receiver): Promise<LatencyResult> {
+  const { rate, seconds, subs, connections } = cfg.latency;
+  return withHerald(engine, cfg, `herald-latency-${engine}`, async (herald, databaseUrl) => {
+    const deadline = performance.now() + cfg.timeoutMs;
+    const api = new HeraldApi(herald.url, connections);
+    const seeded = await seed(api, receiver.url, subs, cfg.seedConcurrency);
+    const counter = await openCounter(databaseUrl);
+    await mapLimit(Array.from({ length: WARMUP_EVENTS }, (_, i) => i), 4, (i) => publishOne(api, seeded, i));
+    await waitUntilDrained(counter, cfg.timeoutMs);
+    await receiver.count(true);
+
+    const n = rate * seconds;
+    const interval = 1000 / rate;
+    const times: number[] = [];
+    let errors = 0;
+    let firstError = null as string | null; // set inside publish(); the cast keeps TS from narrowing it to null
+    let senderLag = 0;
+    const publish = async (i: number, due: number) => {
+      try {
+        await api.call('POST', '/admin/events', { ...benchEvent(WARMUP_EVENTS + i), company_id: seeded.companyId, user_id: seeded.userId });
+        times.push(performance.now() - due);
+      } catch (err) {
+        errors++;
+        firstError ??= (err as Error).message;
+      }
+    };
+
+    const heraldCpu = cpuMeter(herald.pid);
+    const machine = machineMeter([process.pid, herald.pid, receiver.pid], engine === 'postgres' ? [postgresMeter(databaseUrl)] : []);
+    const t0 = performance.now();
+    // The delivery backlog once a second: deliveries of the events scheduled so far, minus received.
+    let maxBacklog = 0;
+    let sampling = Promise.resolve();
+    const sampler = setInterval(() => {
+      sampling = receiver.count().then((received) => {
+        const scheduled = Math.min(n, Math.floor((performance.now() - t0) / interval) + 1);
+        maxBacklog = Math.max(maxBacklog, scheduled * subs - received);
+      });
+    }, 1000);
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const due = t0 + i * interval;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      senderLag = Math.max(senderLag, performance.now() - due);
+      inFlight.push(publish(i, due));
+    }
+    const windowEnd = performance.now();
+    const cpu = heraldCpu();
+    const load = machine();
+    clearInterval(sampler);
+    await sampling;
+    const inWindow = await receiver.count();
+    const windowS = (windowEnd - t0) / 1000;
+    await Promise.all(inFlight);
+    // Whether deliveries kept up is decided at the window's end; how long the rest takes is
+    // secondary, so a slow drain is cut at BENCH_TIMEOUT and reported, not a failure.
+    const drained = await drainedBy(counter, deadline);
+    const statuses = await counter.statuses();
+    const received = await receiver.count(true);
+    await counter.close();
+    await api.close();
+
+    const expected = n * subs;
+    const backlogAtEnd = expected - inWindow;
+    const notes: string[] = [];
+    if (firstError) notes.push(`${errors} publishes failed, the first: ${firstError.slice(0, 200)}`);
+    const answered = times.length;
+    if (drained.pending > 0) notes.push(`${drained.pending} deliveries still pending ${round((drained.at - windowEnd) / 1000)} s after the window (BENCH_TIMEOUT)`);
+    else if ((statuses.succeeded ?? 0) !== (WARMUP_EVENTS + answered) * subs) notes.push(`statuses ${JSON.stringify(statuses)}, expected ${(WARMUP_EVENTS + answered) * subs} succeeded`);
+    if (drained.pending === 0 && received !== answered * subs) notes.push(`receiver counted ${received} of ${answered * subs}`);
+    const warnings = herald.logLines().length;
+    if (warnings > 0) notes.push(`herald logged ${warnings} warning lines: ${herald.logLines()[0]!.slice(0, 200)}`);
+    return {
+      engine,
+      rate,
+      seconds,
+      subs,
+      events: n,
+      answered,
+      errors,
+      p50Ms: round(percentile(times, 50), 1),
+      p99Ms: round(percentile(times, 99), 1),
+      p999Ms: round(percentile(times, 99.9), 1),
+      maxMs: round(times.reduce((a, b) => Math.max(a, b), 0), 1),
+      late: times.filter((t) => t > LATENCY_TARGET_MS).length,
+      senderLagMaxMs: round(senderLag, 1),
+      deliveries: {
+        expected,
+        inWindow,
+        perSecond: Math.round(inWindow / windowS),
+        backlogAtEnd,
+        maxBacklog: Math.max(maxBacklog, backlogAtEnd),
+        drainSeconds: drained.pending === 0 ? round((drained.at - windowEnd) / 1000, 2) : null,
+        keptUp: backlogAtEnd <= rate * subs,
+      },
+      cpuPct: cpu.cpuPct,
+      machine: load,
+      notes,
+    };
+  });
+}
