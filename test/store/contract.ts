@@ -186,6 +186,40 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       await drain(T0 + 5000);
     });
 
+    test('a claim with room looks past a head of the queue whose origin has none, and follows a changed URL', async () => {
+      const make = async (url: string, channel: string) => {
+        const sub: Subscription = {
+          id: newId('sub'), grant_id: grantId, ...owner(), channels: [channel], callback_url: url,
+          resource: null, headers: {}, content_type: 'form', created_at: T0, updated_at: T0,
+        };
+        await store.createSubscription(sub);
+        return sub;
+      };
+      const hanging = await make('https://hang.example.com/h', 'client.archive');
+      const b = await make('https://b.example.com/h', 'client.restore');
+      const c = await make('https://c.example.com/h', 'client.restore');
+      // 30 due deliveries to the hanging origin ahead of 6 to b and c: more than a window of 2 × CLAIM_WINDOW.
+      for (let i = 0; i < 30; i++) await store.publishEvent(event('client.archive'), T0 + i);
+      for (let i = 0; i < 3; i++) await store.publishEvent(event('client.restore'), T0 + 100 + i);
+      const room = { perOrigin: 2, inFlight: new Map([['https://hang.example.com/', 2]]) };
+      const originsOf = (ds: { subscription: Subscription | null }[]) => ds.map((d) => originKey(d.subscription!.callback_url)).sort();
+      const first = await store.claimDueDeliveries(2, T0 + 200, 1000, room);
+      assert.equal(first.length, 2, 'two claimed from behind the head');
+      assert.ok(originsOf(first).every((o) => o !== 'https://hang.example.com/'), 'none to the origin without room');
+      // With room per origin 2, and first's in flight: b and c have what first left of their 2 each.
+      const inFlight = new Map(room.inFlight);
+      for (const o of originsOf(first)) inFlight.set(o, (inFlight.get(o) ?? 0) + 1);
+      const second = await store.claimDueDeliveries(10, T0 + 200, 1000, { perOrigin: 2, inFlight });
+      assert.deepEqual(originsOf([...first, ...second]), ['https://b.example.com/', 'https://b.example.com/', 'https://c.example.com/', 'https://c.example.com/']);
+      // The hanging subscription moves to another origin: its pending deliveries count against the new one.
+      await store.updateSubscription(owner(), { ...hanging, callback_url: 'https://moved.example.com/h', updated_at: T0 + 300 });
+      // (b's and c's third deliveries come too: this claim is not told that their first two are in flight.)
+      const moved = await store.claimDueDeliveries(10, T0 + 300, 1000, room);
+      assert.deepEqual(originsOf(moved), ['https://b.example.com/', 'https://c.example.com/', 'https://moved.example.com/', 'https://moved.example.com/']);
+      for (const sub of [hanging, b, c]) await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+      await drain(T0 + 5000);
+    });
+
     test('410 Gone fails the delivery, removes the subscription and drops its other pending deliveries', async () => {
       const sub = await newSub(['client.update']);
       await store.publishEvent(event('client.update'), T0);

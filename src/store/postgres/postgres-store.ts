@@ -9,6 +9,7 @@ import type {
   App, Attempt, ClaimedDelivery, ClaimRoom, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken, NewEvent, Owner,
   PublishOptions, PublishResult, Role, SecretKind, Store, Subscription, TokenContext, User,
 } from '../types.js';
+import { originKey } from '../types.js';
 import { sql, transaction, uniqueViolation, type Queryable, type Row } from './db.js';
 import { listen } from './listen.js';
 import { PostgresOAuthStore } from './oauth.js';
@@ -291,6 +292,8 @@ export class PostgresStore implements Store {
       );
       if (changed.rowCount === 0) return false;
       await indexChannels(db, s);
+      // Pending deliveries go to the new URL, so they count against its origin.
+      await sql(db, "UPDATE deliveries SET origin = $1 WHERE subscription_id = $2 AND status = 'pending' AND origin <> $1", [originKey(s.callback_url), s.id]);
       return true;
     });
   }

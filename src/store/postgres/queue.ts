@@ -4,7 +4,7 @@ import { HeraldError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
 import { matchesResource } from '../../domain/subscription.js';
 import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, toClaimed } from '../rows.js';
-import type { ClaimedDelivery, ClaimRoom, DeliveryOutcome, NewEvent, PublishResult } from '../types.js';
+import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
 import { sql, transaction, type Queryable } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
@@ -69,7 +69,7 @@ async function insertEvent(db: Queryable, e: NewEvent, now: number): Promise<Pub
   }
   const candidates = await sql(
     db,
-    `SELECT s.id, s.app_id, s.resource_type, s.resource_id
+    `SELECT s.id, s.app_id, s.resource_type, s.resource_id, s.callback_url
      FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
      WHERE c.company_id = $1 AND c.channel = $2`,
     [e.company_id, e.channel],
@@ -77,12 +77,14 @@ async function insertEvent(db: Queryable, e: NewEvent, now: number): Promise<Pub
   const ids: string[] = [];
   const subs: string[] = [];
   const apps: string[] = [];
+  const origins: string[] = [];
   for (const s of candidates.rows) {
     const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
     if (!matchesResource(resource, e)) continue;
     ids.push(newId('dlv'));
     subs.push(String(s.id));
     apps.push(String(s.app_id));
+    origins.push(originKey(String(s.callback_url)));
   }
   if (ids.length > 0) {
     // One statement for every delivery and the hint: a data-modifying CTE always runs to
@@ -90,12 +92,12 @@ async function insertEvent(db: Queryable, e: NewEvent, now: number): Promise<Pub
     await sql(
       db,
       `WITH queued AS (
-         INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, created_at, updated_at)
-         SELECT v.id, $1, v.sub, $2, v.app, $3, 'pending', 0, $4, $4, $4
-         FROM unnest($5::text[], $6::text[], $7::text[]) AS v(id, sub, app)
+         INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+         SELECT v.id, $1, v.sub, $2, v.app, $3, v.origin, 'pending', 0, $4, $4, $4
+         FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS v(id, sub, app, origin)
        )
        SELECT pg_notify('${NOTIFY_CHANNEL}', '')`,
-      [e.id, e.company_id, e.channel, now, ids, subs, apps],
+      [e.id, e.company_id, e.channel, now, ids, subs, apps, origins],
     );
   }
   return { id: e.id, duplicate: false, deliveries: ids.length };
@@ -128,16 +130,17 @@ RETURNING d.id`;
 
 /**
  * CLAIM_SQL taking at most `$7` minus what is in flight (`$6`, a JSON object by origin) per
- * receiver origin, among the `$5` oldest due deliveries (see the SQLite engine's twin). The
- * ranking cannot take row locks itself (no FOR UPDATE beside a window function), so `due`
- * locks the picked rows and re-checks them; one a concurrent claim took is skipped.
+ * receiver origin, among the `$5` oldest due deliveries (`window`): rows ranked per origin
+ * with ROW_NUMBER. The ranking cannot take row locks itself (no FOR UPDATE beside a window
+ * function), so `due` locks the picked rows and re-checks them; one a concurrent claim took
+ * is skipped. Answers how many rows the window held (`seen`) and what it leased per origin
+ * (`taken`), for claimDueDeliveries to decide whether to look past the window.
  */
-export const CLAIM_WITH_ROOM_SQL = `WITH ranked AS (
-  SELECT w.id, w.next_attempt_at, ${originSql('strpos')} AS origin,
-         ROW_NUMBER() OVER (PARTITION BY ${originSql('strpos')} ORDER BY w.next_attempt_at) AS rn
-  FROM (SELECT id, subscription_id, next_attempt_at FROM deliveries
-        WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5) w
-  LEFT JOIN subscriptions s ON s.id = w.subscription_id
+export const CLAIM_WITH_ROOM_SQL = `WITH win AS (
+  SELECT id, origin, next_attempt_at FROM deliveries
+  WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $5
+), ranked AS (
+  SELECT id, origin, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY origin ORDER BY next_attempt_at) AS rn FROM win
 ), pick AS (
   SELECT r.id FROM ranked r LEFT JOIN json_each_text($6::json) f ON f.key = r.origin
   WHERE r.rn <= $7 - COALESCE(f.value::int, 0)
@@ -146,18 +149,66 @@ export const CLAIM_WITH_ROOM_SQL = `WITH ranked AS (
   SELECT id FROM deliveries
   WHERE id IN (SELECT id FROM pick) AND status = 'pending' AND next_attempt_at <= $1
   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
+  FROM due WHERE d.id = due.id
+  RETURNING d.origin
+)
+SELECT (SELECT count(*) FROM win)::int AS seen,
+       (SELECT json_object_agg(origin, n) FROM (SELECT origin, count(*)::int AS n FROM claimed GROUP BY origin) t) AS taken`;
+
+/**
+ * The claim past the window, origin by origin, for when the oldest due deliveries all belong
+ * to origins without room (a receiver that hangs, its backlog at the head of the queue):
+ * `origins` walks deliveries_due_origin with one index probe per origin that has pending
+ * deliveries (a loose index scan: PostgreSQL has no skip scan), giving each its earliest;
+ * each due origin with room gives its oldest, up to its room, oldest origins first. The
+ * cost follows the number of origins, never the length of a backlog. Same parameters as
+ * CLAIM_WITH_ROOM_SQL, less the window: `$5` in flight, `$6` the cap.
+ */
+export const CLAIM_BY_ORIGIN_SQL = `WITH RECURSIVE origins AS (
+  (SELECT origin, next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY origin, next_attempt_at LIMIT 1)
+  UNION ALL
+  SELECT n.origin, n.next_attempt_at FROM origins o CROSS JOIN LATERAL (
+    SELECT origin, next_attempt_at FROM deliveries WHERE status = 'pending' AND origin > o.origin
+    ORDER BY origin, next_attempt_at LIMIT 1
+  ) n
+), open AS (
+  SELECT o.origin, o.next_attempt_at AS first_due, $6 - COALESCE(f.value::int, 0) AS room
+  FROM origins o LEFT JOIN json_each_text($5::json) f ON f.key = o.origin
+  WHERE o.next_attempt_at <= $1 AND $6 - COALESCE(f.value::int, 0) > 0
+), pick AS (
+  SELECT p.id FROM open o CROSS JOIN LATERAL (
+    SELECT id, next_attempt_at FROM deliveries
+    WHERE status = 'pending' AND origin = o.origin AND next_attempt_at <= $1
+    ORDER BY next_attempt_at LIMIT o.room
+  ) p
+  ORDER BY o.first_due, p.next_attempt_at LIMIT $2
+), due AS (
+  SELECT id FROM deliveries
+  WHERE id IN (SELECT id FROM pick) AND status = 'pending' AND next_attempt_at <= $1
+  FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
-FROM due WHERE d.id = due.id
-RETURNING d.id`;
+FROM due WHERE d.id = due.id`;
 
 export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
   const lease = newLease();
-  const claimed = room
-    ? await sql(pool, CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, limit * CLAIM_WINDOW, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin])
-    : await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
-  if (claimed.rowCount === 0) return [];
-  return selectClaimed(pool, lease);
+  if (!room) {
+    const claimed = await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
+    return claimed.rowCount === 0 ? [] : selectClaimed(pool, lease);
+  }
+  const window = limit * CLAIM_WINDOW;
+  const { rows } = await sql(pool, CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin]);
+  const taken = (rows[0]?.taken ?? {}) as Record<string, number>;
+  let count = Object.values(taken).reduce((a, b) => a + b, 0);
+  if (count < limit && Number(rows[0]?.seen) === window) {
+    const inFlight = { ...Object.fromEntries(room.inFlight) };
+    for (const [origin, n] of Object.entries(taken)) inFlight[origin] = (inFlight[origin] ?? 0) + n;
+    const more = await sql(pool, CLAIM_BY_ORIGIN_SQL, [now, limit - count, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
+    count += more.rowCount ?? 0;
+  }
+  return count === 0 ? [] : selectClaimed(pool, lease);
 }
 
 /**
@@ -195,8 +246,8 @@ export async function createPing(
     );
     await sql(
       db,
-      `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $9)`,
+      `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT ${originSql('strpos')} FROM subscriptions s WHERE s.id = $3), ''), 'pending', 0, $7, $8, $9, $9)`,
       [newId('dlv'), e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now],
     );
   });

@@ -10,12 +10,14 @@ import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
 import {
-  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, COLUMNS, originSql, eventBody, prefixed, toApp, toClaimed, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, COLUMNS, eventBody, originSql, prefixed, toApp, toClaimed, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toSubscription, toUser, unprefix,
 } from '../rows.js';
-import type {
-  App, Attempt, ClaimedDelivery, ClaimRoom, SecretKind, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken,
-  NewEvent, Owner, PublishOptions, PublishResult, Role, Store, Subscription, TokenContext, User,
+import {
+  originKey,
+  type App, type Attempt, type ClaimedDelivery, type ClaimRoom, type SecretKind, type Company, type Delivery, type DeliveryFilter,
+  type DeliveryOutcome, type Grant, type NewAccessToken, type NewEvent, type Owner, type PublishOptions, type PublishResult, type Role,
+  type Store, type Subscription, type TokenContext, type User,
 } from '../types.js';
 
 type Row = Record<string, unknown>;
@@ -26,23 +28,18 @@ const CLAIM = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @le
                ORDER BY next_attempt_at LIMIT @limit)
     AND status = 'pending' AND next_attempt_at <= @now`;
 
-/**
- * The same, taking at most `@cap` minus what is in flight (`@inflight`, a JSON object by
- * origin) per receiver origin, among the `@window` oldest due deliveries: rows ranked per
- * origin with ROW_NUMBER, the origin computed from the subscription's callback URL.
- */
-const CLAIM_WITH_ROOM = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @lease, updated_at = @now
-  WHERE id IN (
-    SELECT r.id FROM (
-      SELECT w.id, w.next_attempt_at, ${originSql('instr')} AS origin,
-             ROW_NUMBER() OVER (PARTITION BY ${originSql('instr')} ORDER BY w.next_attempt_at) AS rn
-      FROM (SELECT id, subscription_id, next_attempt_at FROM deliveries
-            WHERE status = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT @window) w
-      LEFT JOIN subscriptions s ON s.id = w.subscription_id
-    ) r LEFT JOIN json_each(@inflight) f ON f.key = r.origin
-    WHERE r.rn <= @cap - COALESCE(f.value, 0)
-    ORDER BY r.next_attempt_at LIMIT @limit)
-    AND status = 'pending' AND next_attempt_at <= @now`;
+/** The window a claim with room looks through first: the oldest due deliveries. */
+const DUE_WINDOW = `SELECT id, origin FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`;
+
+/** The walk over origins (deliveries_due_origin): the first, then the next origin with pending deliveries, with its earliest. */
+const FIRST_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY origin, next_attempt_at LIMIT 1`;
+const NEXT_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE status = 'pending' AND origin > ? ORDER BY origin, next_attempt_at LIMIT 1`;
+
+/** One origin's oldest due deliveries. */
+const DUE_OF_ORIGIN = `SELECT id FROM deliveries WHERE status = 'pending' AND origin = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`;
+
+const LEASE_IDS = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @lease, updated_at = @now
+  WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'pending' AND next_attempt_at <= @now`;
 
 /**
  * The embedded engine: better-sqlite3 in WAL mode. SQLite has one writer, so every write
@@ -319,7 +316,11 @@ export class SqliteStore implements Store {
            resource_id = @resource_id, headers = @headers, content_type = @content_type, updated_at = @updated_at
          WHERE id = @id AND app_id = @owner_app AND user_id = @owner_user AND company_id = @owner_company`,
       ).run({ ...subscriptionParams(s), owner_app: owner.app_id, owner_user: owner.user_id, owner_company: owner.company_id }).changes;
-      if (changed > 0) this.indexChannels(s);
+      if (changed > 0) {
+        this.indexChannels(s);
+        // Pending deliveries go to the new URL, so they count against its origin.
+        this.q("UPDATE deliveries SET origin = ? WHERE subscription_id = ? AND status = 'pending' AND origin <> ?").run(originKey(s.callback_url), s.id, originKey(s.callback_url));
+      }
       return changed > 0;
     });
   }
@@ -359,19 +360,19 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ).run(e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now);
       const candidates = this.q(
-        `SELECT s.id, s.app_id, s.resource_type, s.resource_id
+        `SELECT s.id, s.app_id, s.resource_type, s.resource_id, s.callback_url
          FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
          WHERE c.company_id = ? AND c.channel = ?`,
       ).all(e.company_id, e.channel) as Row[];
       const insert = this.q(
-        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
       );
       let deliveries = 0;
       for (const s of candidates) {
         const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
         if (!matchesResource(resource, e)) continue;
-        insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, now, now, now);
+        insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, originKey(String(s.callback_url)), now, now, now);
         deliveries++;
       }
       return { id: e.id, duplicate: false, deliveries };
@@ -383,10 +384,39 @@ export class SqliteStore implements Store {
     const params = { until: now + leaseMs, lease, now, limit };
     // Relaxed: losing a claim to a power cut only makes its deliveries due again.
     const claimed = this.writeRelaxed(() => room
-      ? this.q(CLAIM_WITH_ROOM).run({ ...params, window: limit * CLAIM_WINDOW, cap: room.perOrigin, inflight: JSON.stringify(Object.fromEntries(room.inFlight)) })
+      ? this.q(LEASE_IDS).run({ ...params, ids: JSON.stringify(this.pickWithRoom(limit, now, room)) })
       : this.q(CLAIM).run(params)).changes;
     if (claimed === 0) return [];
     return this.selectClaimed(lease);
+  }
+
+  /**
+   * Inside the claim's transaction: the ids to lease, at most `room` per origin (see
+   * pickWithRoom in rows.ts). First among the CLAIM_WINDOW × limit oldest due deliveries;
+   * when those are all taken up by origins without room and more are due behind them (a
+   * receiver that hangs, with its backlog at the head of the queue), origin by origin
+   * instead: one index step per origin with pending deliveries, then each open origin's
+   * oldest, so the cost follows the number of origins, never the length of a backlog.
+   */
+  private pickWithRoom(limit: number, now: number, room: ClaimRoom): string[] {
+    const window = limit * CLAIM_WINDOW;
+    const head = this.q(DUE_WINDOW).all(now, window) as { id: string; origin: string }[];
+    const picked = pickWithRoom(head, limit, room);
+    if (picked.length === limit || head.length < window) return picked;
+    const firsts: { origin: string; due: number }[] = [];
+    const next = this.q(NEXT_ORIGIN);
+    for (let row = this.q(FIRST_ORIGIN).get() as Row | undefined; row; row = next.get(row.origin) as Row | undefined) {
+      if (Number(row.next_attempt_at) <= now) firsts.push({ origin: String(row.origin), due: Number(row.next_attempt_at) });
+    }
+    firsts.sort((a, b) => a.due - b.due);
+    const ids: string[] = [];
+    const dueOf = this.q(DUE_OF_ORIGIN).pluck();
+    for (const { origin } of firsts) {
+      const open = Math.min(room.perOrigin - (room.inFlight.get(origin) ?? 0), limit - ids.length);
+      if (open > 0) ids.push(...(dueOf.all(origin, now, open) as string[]));
+      if (ids.length === limit) break;
+    }
+    return ids;
   }
 
   private async selectClaimed(lease: string): Promise<ClaimedDelivery[]> {
@@ -410,9 +440,9 @@ export class SqliteStore implements Store {
         e.id, e.company_id, e.channel, eventBody(e), e.user_id, now,
       );
       this.q(
-        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)`,
-      ).run(id, e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now, now);
+        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, COALESCE((SELECT ${originSql('instr')} FROM subscriptions s WHERE s.id = ?), ''), 'pending', 0, ?, ?, ?, ?)`,
+      ).run(id, e.id, subscriptionId, e.company_id, appId, e.channel, subscriptionId, now + leaseMs, lease, now, now);
     });
     return (await this.selectClaimed(lease))[0]!;
   }
@@ -478,6 +508,20 @@ export class SqliteStore implements Store {
   prune(before: number, batchSize: number, signal?: AbortSignal): Promise<number> {
     return prune(this, before, batchSize, signal);
   }
+}
+
+/** The first `limit` of `rows` (oldest first) whose origin still has room, counting those already picked. */
+function pickWithRoom(rows: { id: string; origin: string }[], limit: number, room: ClaimRoom): string[] {
+  const taken = new Map<string, number>();
+  const ids: string[] = [];
+  for (const { id, origin } of rows) {
+    const n = taken.get(origin) ?? room.inFlight.get(origin) ?? 0;
+    if (n >= room.perOrigin) continue;
+    ids.push(id);
+    taken.set(origin, n + 1);
+    if (ids.length === limit) break;
+  }
+  return ids;
 }
 
 function subscriptionParams(s: Subscription): Row {
