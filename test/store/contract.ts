@@ -127,6 +127,27 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       await drain(T0 + 1);
     });
 
+    test('concurrent publishes: each is stored on its own, one failing leaves the others, one key gives one event', async () => {
+      await newSub(['client.copy']);
+      const clash = event('client.copy');
+      await store.publishEvent(clash, T0);
+      // Started together (on SQLite: committed together), with a repeated event id among them.
+      const results = await Promise.allSettled([
+        store.publishEvent(event('client.copy'), T0),
+        store.publishEvent({ ...event('client.copy'), id: clash.id }, T0),
+        store.publishEvent(event('client.copy', { key: 'together' }), T0),
+        store.publishEvent(event('client.copy', { key: 'together' }), T0),
+        store.publishEvent(event('client.copy'), T0),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+      const [first, , keyed, again, last] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+      assert.equal(again?.id, keyed?.id);
+      assert.deepEqual([keyed?.duplicate, again?.duplicate].sort(), [false, true]);
+      for (const r of [first, keyed, last]) assert.equal((await store.listDeliveries({ event_id: r!.id, limit: 10 })).length, 1);
+      assert.equal((await store.listDeliveries({ event_id: clash.id, limit: 10 })).length, 1, 'the failed one added nothing');
+      await drain(T0 + 1);
+    });
+
     test('claims lease deliveries: not claimed twice, back after the lease, only the holder records', async () => {
       const sub = await newSub(['client.create']);
       const { id: eventId } = await store.publishEvent(event('client.create'), T0);

@@ -28,6 +28,9 @@ const CLAIM = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @le
                ORDER BY next_attempt_at LIMIT @limit)
     AND status = 'pending' AND next_attempt_at <= @now`;
 
+/** Most publishes committed together (see commitPublishes); more wait for the next turn. */
+const PUBLISH_BATCH = 64;
+
 /** The window a claim with room looks through first: the oldest due deliveries. */
 const DUE_WINDOW = `SELECT id, origin FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`;
 
@@ -58,6 +61,7 @@ export class SqliteStore implements Store {
   /** @internal shared with SqliteOAuthStore */
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
+  private publishing: { e: NewEvent; now: number; resolve: (r: PublishResult) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -350,33 +354,71 @@ export class SqliteStore implements Store {
     if (options?.client !== undefined) {
       throw new HeraldError('VALIDATION_FAILED', 'transactional publish (publish with { client }) needs PostgreSQL; this Herald stores on SQLite');
     }
-    return this.write(() => {
-      if (e.idempotency_key !== null) {
-        const first = this.q('SELECT id FROM events WHERE company_id = ? AND idempotency_key = ?').get(e.company_id, e.idempotency_key) as Row | undefined;
-        if (first) return { id: String(first.id), duplicate: true, deliveries: 0 };
-      }
-      this.q(
-        `INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).run(e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now);
-      const candidates = this.q(
-        `SELECT s.id, s.app_id, s.resource_type, s.resource_id, s.callback_url
-         FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
-         WHERE c.company_id = ? AND c.channel = ?`,
-      ).all(e.company_id, e.channel) as Row[];
-      const insert = this.q(
-        `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-      );
-      let deliveries = 0;
-      for (const s of candidates) {
-        const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
-        if (!matchesResource(resource, e)) continue;
-        insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, originKey(String(s.callback_url)), now, now, now);
-        deliveries++;
-      }
-      return { id: e.id, duplicate: false, deliveries };
+    return new Promise((resolve, reject) => {
+      this.publishing.push({ e, now, resolve, reject });
+      if (this.publishing.length === 1) setImmediate(() => this.commitPublishes());
     });
+  }
+
+  /**
+   * Group commit: the publishes that arrived during one turn of the event loop are stored in
+   * one transaction, each in its own savepoint (one failing leaves the others), and share
+   * one fsync; each resolves only after that COMMIT. At 1,000 publishes/s one fsync each
+   * (about 600 us here, on the event loop: better-sqlite3 is synchronous) took most of the
+   * loop's time and put publish p99 past 100 ms; see bench/latency.ts.
+   */
+  private commitPublishes(): void {
+    const batch = this.publishing.splice(0, PUBLISH_BATCH);
+    if (this.publishing.length > 0) setImmediate(() => this.commitPublishes());
+    const results: ({ ok: true; value: PublishResult } | { ok: false; error: unknown })[] = [];
+    try {
+      this.write(() => {
+        for (const p of batch) {
+          try {
+            results.push({ ok: true, value: this.db.transaction(() => this.insertEvent(p.e, p.now))() });
+          } catch (error) {
+            results.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const r = results[i]!;
+      if (r.ok) p.resolve(r.value);
+      else p.reject(r.error);
+    });
+  }
+
+  /** Inside a write transaction: the event and one pending delivery per matching subscription. */
+  private insertEvent(e: NewEvent, now: number): PublishResult {
+    if (e.idempotency_key !== null) {
+      const first = this.q('SELECT id FROM events WHERE company_id = ? AND idempotency_key = ?').get(e.company_id, e.idempotency_key) as Row | undefined;
+      if (first) return { id: String(first.id), duplicate: true, deliveries: 0 };
+    }
+    this.q(
+      `INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now);
+    const candidates = this.q(
+      `SELECT s.id, s.app_id, s.resource_type, s.resource_id, s.callback_url
+       FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
+       WHERE c.company_id = ? AND c.channel = ?`,
+    ).all(e.company_id, e.channel) as Row[];
+    const insert = this.q(
+      `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+    );
+    let deliveries = 0;
+    for (const s of candidates) {
+      const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
+      if (!matchesResource(resource, e)) continue;
+      insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, originKey(String(s.callback_url)), now, now, now);
+      deliveries++;
+    }
+    return { id: e.id, duplicate: false, deliveries };
   }
 
   async claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
