@@ -6,8 +6,22 @@ import { randomBytes } from 'node:crypto';
  */
 export type IdPrefix = 'co' | 'usr' | 'app' | 'grt' | 'sub' | 'evt' | 'dlv' | 'att' | 'tok';
 
+/**
+ * Ids draw their 16 bytes from a 4 KiB block of the same CSPRNG, refilled when used up (as
+ * Node's crypto.randomUUID does): a randomBytes call per id cost 6 us, 4% of Herald's time
+ * when a publish fans out to 100 subscriptions. Each byte is used once.
+ */
+const ENTROPY_BYTES = 4096;
+let entropy = Buffer.alloc(0);
+let offset = 0;
+
 export function newId(prefix: IdPrefix): string {
-  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+  if (offset === entropy.length) {
+    entropy = randomBytes(ENTROPY_BYTES);
+    offset = 0;
+  }
+  offset += 16;
+  return `${prefix}_${entropy.toString('base64url', offset - 16, offset)}`;
 }
 
 /** A secret for a client or a token: 32 random bytes, base64url. */

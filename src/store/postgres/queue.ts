@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
 import { matchesResource } from '../../domain/subscription.js';
-import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, toClaimed } from '../rows.js';
+import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
 import { sql, transaction, type Queryable } from './db.js';
 
@@ -227,8 +227,9 @@ async function selectClaimed(db: Queryable, lease: string): Promise<ClaimedDeliv
      WHERE d.lease_token = $1`,
     [lease, Date.now()],
   );
+  const map = claimMapper(lease);
   return rows.map((row) => {
-    const d = toClaimed(row, lease);
+    const d = map(row);
     d.previousSecrets = d.app ? (row.previous_secrets as string[]) : [];
     return d;
   });

@@ -10,7 +10,7 @@ import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
 import {
-  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, COLUMNS, eventBody, originSql, prefixed, toApp, toClaimed, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, COLUMNS, eventBody, originSql, prefixed, toApp, claimMapper, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toSubscription, toUser, unprefix,
 } from '../rows.js';
 import {
@@ -463,7 +463,7 @@ export class SqliteStore implements Store {
 
   private async selectClaimed(lease: string): Promise<ClaimedDelivery[]> {
     const rows = this.q(`SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.lease_token = ?`).all(lease) as Row[];
-    const claimed = rows.map((row) => toClaimed(row, lease));
+    const claimed = rows.map(claimMapper(lease));
     const now = Date.now();
     const previous = new Map<string, Promise<string[]>>();
     for (const d of claimed) {
