@@ -45,6 +45,8 @@ export async function runHangingOnce(engine: Engine, cfg: BenchConfig, hang: boo
     HERALD_DELIVERY_TIMEOUT: `${timeoutMs}ms`,
     // Herald requires the lease to outlive the delivery timeout by 2 s; 10 s leaves room to record outcomes.
     HERALD_LEASE: `${timeoutMs + 10_000}ms`,
+    // Ten origins: Herald's own cap, the one that keeps the hanging origin to its share.
+    HERALD_MAX_IN_FLIGHT_PER_ORIGIN: String(cfg.maxInFlightPerOrigin),
   };
   const receiver = await Receiver.start({ ports: Array.from({ length: origins }, () => 0), hang: hang ? [0] : [] });
   try {

@@ -79,7 +79,11 @@ export async function withHerald<T>(
   const db = await freshDatabase(engine);
   let herald: HeraldChild | null = null;
   try {
-    herald = await startHerald({ databaseUrl: db.url, ...profileOption(cfg, profileName), ...(env ? { env } : {}) });
+    herald = await startHerald({
+      databaseUrl: db.url,
+      ...profileOption(cfg, profileName),
+      env: { HERALD_MAX_IN_FLIGHT_PER_ORIGIN: String(cfg.singleOriginInFlight), ...env },
+    });
     return await fn(herald, db.url);
   } finally {
     await herald?.stop();

@@ -49,6 +49,7 @@ async function main(): Promise<number> {
     concurrency: cfg.concurrency,
     connectionsPerOrigin: cfg.connectionsPerOrigin,
     maxInFlightPerOrigin: cfg.maxInFlightPerOrigin,
+    singleOriginInFlight: cfg.singleOriginInFlight,
     seedConcurrency: cfg.seedConcurrency,
     fanout: cfg.fanout,
     latency: cfg.latency,
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
     profiles: [],
   };
   say(`Herald benchmark: ${cfg.subs} subscriptions x ${cfg.events} events = ${cfg.subs * cfg.events} deliveries per scenario; ` +
-    `concurrency ${cfg.concurrency}, ${cfg.connectionsPerOrigin} connections and at most ${cfg.maxInFlightPerOrigin} in flight per origin; ${report.machine.cpus} CPUs${cfg.profile ? '; PROFILED (slower)' : ''}`);
+    `concurrency ${cfg.concurrency}, ${cfg.connectionsPerOrigin} connections per origin, at most ${cfg.singleOriginInFlight} in flight to the one receiver (${cfg.maxInFlightPerOrigin} per origin with ten); ${report.machine.cpus} CPUs${cfg.profile ? '; PROFILED (slower)' : ''}`);
   let failures = 0;
   const attempt = async <T>(name: string, fn: () => Promise<T>): Promise<T | null> => {
     const t = performance.now();
