@@ -13,6 +13,7 @@ import { buildHttp } from './http/app.js';
 import { createLogger } from './logger.js';
 import { declareResourceType } from './service/admin.js';
 import type { Core } from './service/context.js';
+import { recentCatalog } from './service/hot.js';
 import { publish, type PublishInput } from './service/publish.js';
 import { openStore } from './store/index.js';
 import type { PublishOptions, PublishResult, Store } from './store/types.js';
@@ -77,7 +78,9 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
   if (config.catalogFile) {
     for (const { type, ...body } of readCatalogFile(config.catalogFile)) await declareResourceType(core, type, body);
   }
-  if (options.worker !== false) dispatcher = new Dispatcher({ store, config, sender, tokens, log, catalog: core.catalog, accessCheck: core.accessCheck });
+  if (options.worker !== false) {
+    dispatcher = new Dispatcher({ store, config, sender, tokens, log, catalog: (fresh) => recentCatalog(core, fresh), accessCheck: core.accessCheck });
+  }
   // Other processes' publishes wake this dispatcher at once (a hint; polling stays the backstop).
   const worker = dispatcher;
   const unlisten = worker && store.listen ? await store.listen(() => worker.notify()) : null;

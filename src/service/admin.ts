@@ -10,6 +10,7 @@ import { newSigningSecret } from '../domain/standard-webhooks.js';
 import { hashToken, newAccessToken } from '../delivery/tokens.js';
 import type { App, Company, SignatureFormat, User } from '../store/types.js';
 import type { Core } from './context.js';
+import { catalogChanged } from './hot.js';
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
 const SUB_DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -22,6 +23,7 @@ export async function declareResourceType(
 ): Promise<ResourceType> {
   const resource = normaliseResourceType(type, body);
   await core.store.putResourceType(resource);
+  catalogChanged(core);
   return resource;
 }
 

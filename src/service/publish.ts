@@ -3,6 +3,7 @@ import { HeraldError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { PublishOptions, PublishResult } from '../store/types.js';
 import type { Core } from './context.js';
+import { companyExists, recentCatalog } from './hot.js';
 
 /** An event as the host publishes it (CONTRACT section 2). */
 export interface PublishInput {
@@ -69,10 +70,10 @@ export async function publish(core: Core, input: PublishInput, options?: Publish
   const key = input.idempotency_key ?? null;
   if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > 255)) bad('idempotency_key must be 1 to 255 characters');
 
-  if (!resolveChannel(await core.catalog(), input.channel)) {
+  if (!resolveChannel(await recentCatalog(core), input.channel) && !resolveChannel(await recentCatalog(core, true), input.channel)) {
     throw new HeraldError('CHANNEL_UNKNOWN', `channel "${input.channel}" does not exist; declare it with PUT /admin/resources/{type}`);
   }
-  if (!(await core.store.getCompany(input.company_id))) {
+  if (!(await companyExists(core, input.company_id))) {
     throw new HeraldError('COMPANY_NOT_FOUND', `company "${input.company_id}" does not exist`);
   }
   const result = await core.store.publishEvent(

@@ -4,7 +4,7 @@ import { HeraldError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
-import { sql, transaction, type Queryable } from './db.js';
+import { prepared, sql, transaction, type Queryable } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
@@ -24,9 +24,9 @@ const newLease = (): string => randomBytes(12).toString('base64url');
  * them. A failing statement aborts the host's transaction, which the host then rolls back.
  */
 export async function publishEvent(pool: Pool, e: NewEvent, now: number, client?: unknown): Promise<PublishResult> {
-  if (client === undefined) return insertEvent(pool, e, now);
+  if (client === undefined) return insertEvent(pool, e, now, true);
   const db = await inHostTransaction(client);
-  return insertEvent(db, e, now);
+  return insertEvent(db, e, now, false);
 }
 
 /**
@@ -80,12 +80,13 @@ SELECT (SELECT id FROM ev) AS id, (SELECT count(*)::int FROM queued) AS deliveri
        (SELECT pg_notify('${NOTIFY_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM queued)) AS hint`;
 
 /** The publish statement, on the pool (autocommit: one statement, one transaction) or in the host's transaction. */
-async function insertEvent(db: Queryable, e: NewEvent, now: number): Promise<PublishResult> {
+async function insertEvent(db: Queryable, e: NewEvent, now: number, own: boolean): Promise<PublishResult> {
   const objectType = e.channel.slice(0, e.channel.indexOf('.'));
-  const { rows } = await sql(db, PUBLISH_SQL, [
+  const params = [
     e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now,
     JSON.stringify(e.resources), objectType, String(e.object.id),
-  ]);
+  ];
+  const { rows } = own ? await prepared(db, 'publish', PUBLISH_SQL, params) : await sql(db, PUBLISH_SQL, params);
   if (rows[0]?.id === null || rows[0]?.id === undefined) {
     const first = await sql(db, 'SELECT id FROM events WHERE company_id = $1 AND idempotency_key = $2', [e.company_id, e.idempotency_key]);
     if (!first.rows[0]) throw new Error(`event with idempotency key "${e.idempotency_key}" conflicted but cannot be read`);
@@ -186,17 +187,17 @@ FROM due WHERE d.id = due.id`;
 export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
   const lease = newLease();
   if (!room) {
-    const claimed = await sql(pool, CLAIM_SQL, [now, limit, leaseMs, lease]);
+    const claimed = await prepared(pool, 'claim', CLAIM_SQL, [now, limit, leaseMs, lease]);
     return claimed.rowCount === 0 ? [] : selectClaimed(pool, lease);
   }
   const window = limit * CLAIM_WINDOW;
-  const { rows } = await sql(pool, CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin]);
+  const { rows } = await prepared(pool, 'claim_with_room', CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin]);
   const taken = (rows[0]?.taken ?? {}) as Record<string, number>;
   let count = Object.values(taken).reduce((a, b) => a + b, 0);
   if (count < limit && Number(rows[0]?.seen) === window) {
     const inFlight = { ...Object.fromEntries(room.inFlight) };
     for (const [origin, n] of Object.entries(taken)) inFlight[origin] = (inFlight[origin] ?? 0) + n;
-    const more = await sql(pool, CLAIM_BY_ORIGIN_SQL, [now, limit - count, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
+    const more = await prepared(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, limit - count, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
     count += more.rowCount ?? 0;
   }
   return count === 0 ? [] : selectClaimed(pool, lease);
@@ -207,8 +208,9 @@ export async function claimDueDeliveries(pool: Pool, limit: number, now: number,
  * the previous (rotated, unexpired) secrets of the signing kind included as an array.
  */
 async function selectClaimed(db: Queryable, lease: string): Promise<ClaimedDelivery[]> {
-  const { rows } = await sql(
+  const { rows } = await prepared(
     db,
+    'select_claimed',
     `SELECT ${CLAIM_COLUMNS},
             ARRAY(SELECT x.secret FROM app_secrets x
                   WHERE x.app_id = a.id AND x.expires_at > $2
@@ -269,15 +271,20 @@ export async function removeSubscriptions(db: Queryable, ids: string[], reason: 
 const GONE_REASON = 'subscription removed: receiver answered 410 Gone';
 
 /**
- * One transaction per batch, and a constant number of statements per batch rather than two
- * per outcome: all attempts in one INSERT … unnest, all state changes in one UPDATE … FROM
- * unnest, each guarded by the lease so a stale holder changes nothing. A 410 Gone removes
- * its subscription (dropping that subscription's other pending deliveries) before the
- * outcomes after it are applied, so the batch ends exactly as SQLite's row-by-row loop does;
- * the batch is split there, which costs extra statements only for the rare 410.
+ * One statement per batch rather than two per outcome (OUTCOMES_SQL): all attempts inserted
+ * and all state changes applied from arrays, each guarded by the lease so a stale holder
+ * changes nothing. A statement is its own transaction, so a batch without a 410 Gone is one
+ * round trip (it was four: BEGIN, insert, update, COMMIT). A 410 Gone removes its
+ * subscription (dropping that subscription's other pending deliveries) before the outcomes
+ * after it are applied, so the batch ends exactly as SQLite's row-by-row loop does; such a
+ * batch is split there, in one transaction, which costs extra statements only for the rare 410.
  */
 export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): Promise<void> {
   if (outcomes.length === 0) return;
+  if (!outcomes.some((o) => o.kind === 'gone')) {
+    await applySegment(pool, outcomes);
+    return;
+  }
   await transaction(pool, async (db) => {
     let segment: DeliveryOutcome[] = [];
     for (const o of outcomes) {
@@ -290,6 +297,18 @@ export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): P
     await applySegment(db, segment);
   });
 }
+
+/** The attempts ($1-$7) and the state changes ($8-$15) of a batch of outcomes, from arrays. */
+const OUTCOMES_SQL = `WITH attempts AS (
+  INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+  SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
+)
+UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next, lease_token = NULL,
+  last_status_code = COALESCE(v.code, d.last_status_code), last_error = v.error, updated_at = v.now
+FROM unnest($8::text[], $9::text[], $10::text[], $11::int[], $12::bigint[], $13::int[], $14::text[], $15::bigint[])
+  AS v(id, lease, status, inc, next, code, error, now)
+WHERE d.id = v.id AND d.lease_token = v.lease
+RETURNING d.id`;
 
 /** Applies outcomes whose order does not matter among themselves; returns the ids changed. */
 async function applySegment(db: Queryable, segment: DeliveryOutcome[]): Promise<Set<string>> {
@@ -316,23 +335,9 @@ async function applySegment(db: Queryable, segment: DeliveryOutcome[]): Promise<
     f.id.push(o.id); f.lease.push(o.lease); f.status.push(row[0]); f.inc.push(row[1]);
     f.next.push(row[2]); f.code.push(row[3]); f.error.push(row[4]); f.now.push(row[5]);
   }
-  if (a.id.length > 0) {
-    await sql(
-      db,
-      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])`,
-      [a.id, a.n, a.started, a.ms, a.code, a.error, a.excerpt],
-    );
-  }
-  const { rows } = await sql(
-    db,
-    `UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next, lease_token = NULL,
-       last_status_code = COALESCE(v.code, d.last_status_code), last_error = v.error, updated_at = v.now
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::text[], $8::bigint[])
-       AS v(id, lease, status, inc, next, code, error, now)
-     WHERE d.id = v.id AND d.lease_token = v.lease
-     RETURNING d.id`,
-    [f.id, f.lease, f.status, f.inc, f.next, f.code, f.error, f.now],
-  );
+  const { rows } = await prepared(db, 'outcomes', OUTCOMES_SQL, [
+    a.id, a.n, a.started, a.ms, a.code, a.error, a.excerpt,
+    f.id, f.lease, f.status, f.inc, f.next, f.code, f.error, f.now,
+  ]);
   return new Set(rows.map((r) => String(r.id)));
 }
