@@ -22,11 +22,40 @@ export interface OutgoingRequest {
 /** ISO 8601 to the second, `2026-11-22T10:00:00Z`, as the contract shows. */
 export const isoSeconds = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
+/** `obj` of the notification: the event's object keyed by its type, and its links. */
+function notificationObject(event: StoredEvent): Record<string, unknown> {
+  const type = parseChannel(event.channel)?.type ?? event.channel;
+  return { [type]: event.object, links: event.links };
+}
+
+/**
+ * `obj` as JSON, serialised once per event: the deliveries of one claim share their event
+ * object (store/rows.ts claimMapper), and only the rest of the payload differs per
+ * subscription. Re-serialising the object per delivery was most of buildRequest's 5% of
+ * Herald's time at 100 subscriptions per event.
+ */
+const objectJson = new WeakMap<StoredEvent, string>();
+
+function notificationObjectJson(event: StoredEvent): string {
+  let json = objectJson.get(event);
+  if (json === undefined) {
+    json = JSON.stringify(notificationObject(event));
+    objectJson.set(event, json);
+  }
+  return json;
+}
+
+/** The notification of CONTRACT section 4 as JSON: `JSON.stringify(notificationPayload(f))`, byte for byte. */
+function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string {
+  const { obj: _obj, algorithm, ...rest } = notificationPayload(f, false);
+  const tail = JSON.stringify(withAlgorithm ? { ...rest, algorithm } : rest);
+  return `{"obj":${notificationObjectJson(f.event)},${tail.slice(1)}`;
+}
+
 /** The notification object of CONTRACT section 4: `obj` keys the object by its type. */
-export function notificationPayload(f: NotificationFacts): Record<string, unknown> {
-  const type = parseChannel(f.event.channel)?.type ?? f.event.channel;
+export function notificationPayload(f: NotificationFacts, withObject = true): Record<string, unknown> {
   return {
-    obj: { [type]: f.event.object, links: f.event.links },
+    obj: withObject ? notificationObject(f.event) : null,
     channel: f.event.channel,
     event_id: f.event.id,
     sub_id: f.subscription.id,
@@ -59,11 +88,10 @@ export function buildRequest(app: App, f: NotificationFacts, previousSecrets: re
     'x-herald-event-id': f.event.id,
     ...f.subscription.headers,
   };
-  const payload = notificationPayload(f);
   if (app.signature === 'standard_webhooks') {
     const timestamp = Math.floor(f.now / 1000);
-    const { algorithm: _algorithm, ...data } = payload;
-    const body = JSON.stringify({ type: f.event.channel, timestamp: isoSeconds(f.now), data });
+    const head = JSON.stringify({ type: f.event.channel, timestamp: isoSeconds(f.now) });
+    const body = `${head.slice(0, -1)},"data":${notificationJson(f, false)}}`;
     return {
       headers: {
         ...common,
@@ -74,8 +102,9 @@ export function buildRequest(app: App, f: NotificationFacts, previousSecrets: re
       body,
     };
   }
+  const payload = notificationJson(f, true);
   if (f.subscription.content_type === 'json') {
-    const body = JSON.stringify(payload);
+    const body = payload;
     return {
       headers: {
         ...common,
@@ -85,7 +114,7 @@ export function buildRequest(app: App, f: NotificationFacts, previousSecrets: re
       body,
     };
   }
-  const signed = signJson(JSON.stringify(payload), app.client_secret);
+  const signed = signJson(payload, app.client_secret);
   const encoded = signed.slice(signed.indexOf('.') + 1);
   return {
     headers: {

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildRequest, isoSeconds, notificationPayload, type NotificationFacts } from '../../src/delivery/request.js';
+import type { App, Company, StoredEvent, Subscription } from '../../src/store/types.js';
+
+const app = (signature: App['signature']): App => ({
+  id: 'app_1', name: 'A', url: 'https://a.example/', redirect_uris: [], signature, client_id: 'c', client_secret: 'cs', signing_secret: 'whsec_c2VjcmV0',
+  public_client: false, created_at: 0,
+});
+const sub = (id: string, content_type: Subscription['content_type']): Subscription => ({
+  id, grant_id: 'g', app_id: 'app_1', user_id: 'u1', company_id: 'co1', channels: ['task.update'], callback_url: 'https://a.example/h',
+  resource: null, headers: {}, content_type, created_at: 0, updated_at: 0,
+});
+const event: StoredEvent = {
+  id: 'evt_1', company_id: 'co1', channel: 'task.update', object: { id: 't1', title: 'é "quoted" \u2028', n: [1, { deep: null }] },
+  links: [{ rel: 'self', href: 'https://crm.example/t1' }], resources: { project: 'p1' }, user_id: 'u9', idempotency_key: null, created_at: 0,
+};
+const company: Company = { id: 'co1', name: 'Acme', sub_domain: 'acme', created_at: 0 };
+const facts = (s: Subscription, e: StoredEvent = event): NotificationFacts => ({
+  deliveryId: `dlv_${s.id}`, event: e, subscription: s, company, accessToken: 'tok', tokenExpiresAt: 1_800_000_000_000, now: 1_790_000_000_123,
+});
+
+test('bodies are the payload serialised whole, byte for byte, with the event object serialised once and shared', () => {
+  for (const [i, e] of [event, { ...event, id: 'evt_2', channel: 'links.create', user_id: null }].entries()) {
+    for (const id of ['s1', 's2']) {
+      const f = facts(sub(`${id}-${i}`, 'json'), e);
+      assert.equal(buildRequest(app('signed_request'), f).body, JSON.stringify(notificationPayload(f)));
+      const { algorithm: _a, ...data } = notificationPayload(f);
+      assert.equal(buildRequest(app('standard_webhooks'), f).body, JSON.stringify({ type: e.channel, timestamp: isoSeconds(f.now), data }));
+      const form = buildRequest(app('signed_request'), facts(sub(`${id}-${i}`, 'form'), e)).body;
+      const encoded = decodeURIComponent(form.slice('signed_request='.length)).split('.')[1]!;
+      assert.equal(Buffer.from(encoded, 'base64url').toString('utf8'), JSON.stringify(notificationPayload(facts(sub(`${id}-${i}`, 'form'), e))));
+    }
+  }
+});
