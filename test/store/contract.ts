@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { newId } from '../../src/domain/ids.js';
+import { matchesResource } from '../../src/domain/subscription.js';
 import { originKey, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
@@ -115,6 +116,31 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.ok(ds.every((d) => d.status === 'pending' && d.attempts === 0 && d.channel === 'task.create'));
       for (const s of [plain, proj1, proj2, other]) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
       await drain(T0 + 1);
+    });
+
+    test('the engine picks exactly the subscriptions matchesResource (the domain rule) picks', async () => {
+      const resources: Subscription['resource'][] = [
+        null, { type: 'project', id: 'proj1' }, { type: 'project', id: 'proj2' }, { type: 'team', id: 'red' }, { type: 'team', id: 'proj1' },
+        { type: 'task', id: 't1' }, { type: 'task', id: 't2' }, { type: 'task', id: '42' }, { type: 'company', id: 'proj1' },
+        { type: 'project', id: "o'brien \"x\"" },
+      ];
+      const subs: Subscription[] = [];
+      for (const r of resources) subs.push(await newSub(['task.update'], r));
+      const events = [
+        event('task.update', { resources: { project: 'proj1', team: 'red' }, objectId: 't1' }),
+        event('task.update', { resources: {}, objectId: 't2' }),
+        event('task.update', { resources: { project: "o'brien \"x\"" }, objectId: 'none' }),
+        { ...event('task.update', { resources: { team: 'proj1' } }), object: { id: 42 } },
+      ];
+      for (const [i, e] of events.entries()) {
+        const r = await store.publishEvent(e, T0 + i);
+        const got = new Set((await store.listDeliveries({ event_id: r.id, limit: 100 })).map((d) => d.subscription_id));
+        const want = new Set(subs.filter((s) => matchesResource(s.resource, e)).map((s) => s.id));
+        assert.deepEqual(got, want, `event ${i}`);
+        assert.equal(r.deliveries, want.size);
+      }
+      for (const s of subs) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
+      await drain(T0 + 10);
     });
 
     test('an idempotency key stores one event per company', async () => {

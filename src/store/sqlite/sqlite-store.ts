@@ -5,7 +5,6 @@ import Database from 'better-sqlite3';
 import type { ResourceType } from '../../domain/catalog.js';
 import { HeraldError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
-import { matchesResource } from '../../domain/subscription.js';
 import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
@@ -27,6 +26,22 @@ const CLAIM = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @le
   WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= @now
                ORDER BY next_attempt_at LIMIT @limit)
     AND status = 'pending' AND next_attempt_at <= @now`;
+
+/**
+ * A publish's deliveries in one statement: one per subscription to the channel that matches
+ * the event's resources, with the rule of matchesResource in domain/subscription.ts (no
+ * resource, or the event names the subscription's resource in `resources`, or the event's
+ * object is that resource), the origin as originSql computes it, ids from herald_dlv_id()
+ * (newId, registered in the constructor). Reading the subscriptions into JavaScript and
+ * inserting row by row took 119 ms for a fan-out to 10,000, on the event loop.
+ */
+const FAN_OUT = `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT herald_dlv_id(), @event, s.id, @company, s.app_id, @channel, ${originSql('instr')}, 'pending', 0, @now, @now, @now
+  FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
+  WHERE c.company_id = @company AND c.channel = @channel
+    AND (s.resource_type IS NULL
+         OR s.resource_id = (SELECT r.value FROM json_each(@resources) r WHERE r.key = s.resource_type)
+         OR (s.resource_type = @objectType AND s.resource_id = @objectId))`;
 
 /** Most publishes committed together (see commitPublishes); more wait for the next turn. */
 const PUBLISH_BATCH = 64;
@@ -70,6 +85,7 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+    this.db.function('herald_dlv_id', { deterministic: false, varargs: false }, () => newId('dlv'));
     this.oauth = new SqliteOAuthStore(this);
   }
 
@@ -402,22 +418,10 @@ export class SqliteStore implements Store {
       `INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).run(e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now);
-    const candidates = this.q(
-      `SELECT s.id, s.app_id, s.resource_type, s.resource_id, s.callback_url
-       FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
-       WHERE c.company_id = ? AND c.channel = ?`,
-    ).all(e.company_id, e.channel) as Row[];
-    const insert = this.q(
-      `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-    );
-    let deliveries = 0;
-    for (const s of candidates) {
-      const resource = s.resource_type === null ? null : { type: String(s.resource_type), id: String(s.resource_id) };
-      if (!matchesResource(resource, e)) continue;
-      insert.run(newId('dlv'), e.id, s.id, e.company_id, s.app_id, e.channel, originKey(String(s.callback_url)), now, now, now);
-      deliveries++;
-    }
+    const deliveries = this.q(FAN_OUT).run({
+      event: e.id, company: e.company_id, channel: e.channel, now,
+      resources: JSON.stringify(e.resources), objectType: e.channel.slice(0, e.channel.indexOf('.')), objectId: String(e.object.id),
+    }).changes;
     return { id: e.id, duplicate: false, deliveries };
   }
 
