@@ -56,11 +56,13 @@ export class PostgresStore implements Store {
    * publishes and outcomes shared one pool and waited on each other's WAL flushes.
    */
   private readonly queuePool: pg.Pool;
+  private readonly hinter: queue.Hinter;
   private readonly listeners = new Set<() => Promise<void>>();
 
   constructor(private readonly url: string) {
     this.pool = openPool(url, {});
     this.queuePool = openPool(url, { max: 4, options: '-c synchronous_commit=off' });
+    this.hinter = new queue.Hinter(this.queuePool);
     this.oauth = new PostgresOAuthStore(this.pool);
   }
 
@@ -328,8 +330,10 @@ export class PostgresStore implements Store {
     });
   }
 
-  publishEvent(event: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult> {
-    return queue.publishEvent(this.pool, event, now, options?.client);
+  async publishEvent(event: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult> {
+    const result = await queue.publishEvent(this.pool, event, now, options?.client);
+    if (options?.client === undefined && result.deliveries > 0) this.hinter.hint();
+    return result;
   }
 
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
