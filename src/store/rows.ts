@@ -198,8 +198,13 @@ export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}
  */
 export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url, 1, ${locate}(substr(s.callback_url, 9), '/') + 8)`;
 
-/** Claims look this many times `limit` rows ahead for deliveries whose origins have room. */
-export const CLAIM_WINDOW = 10;
+/**
+ * Claims look this many times `limit` rows ahead for deliveries whose origins have room,
+ * before stepping over origins (see the engines' claims). It was 10 while the window was all a
+ * claim could see; reading 640 rows per claim was 6% of Herald's time on SQLite at 3,900
+ * deliveries/s, and the step over origins now handles a head of the queue without room.
+ */
+export const CLAIM_WINDOW = 2;
 
 export const CLAIM_FROM = `FROM deliveries d
   JOIN events e ON e.id = d.event_id
