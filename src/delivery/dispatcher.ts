@@ -166,13 +166,17 @@ export class Dispatcher {
     const now = Date.now();
     // A recent catalog (see service/hot.ts); a delivery it would drop is judged again on a fresh one.
     let catalog = await this.deps.catalog();
-    if (batch.some((d) => dropReason(d, catalog))) catalog = await this.deps.catalog(true);
+    let reasons = batch.map((d) => dropReason(d, catalog));
+    if (reasons.some((r) => r !== null)) {
+      catalog = await this.deps.catalog(true);
+      reasons = batch.map((d) => dropReason(d, catalog));
+    }
     const sendable: ClaimedDelivery[] = [];
-    for (const d of batch) {
-      const reason = dropReason(d, catalog);
+    batch.forEach((d, i) => {
+      const reason = reasons[i];
       if (reason) this.record({ kind: 'dropped', id: d.id, lease: d.lease, reason, at: now });
       else sendable.push(d);
-    }
+    });
     const allowed = await this.checkAccess(sendable, now);
     if (allowed.length === 0) return;
     const tokens = await this.deps.tokens.forGrants(allowed.map((d) => d.grant!.id), now);

@@ -137,9 +137,8 @@ export const COLUMNS = {
   users: ['id', 'company_id', 'email', 'name', 'role', 'created_at', 'updated_at'],
 } as const;
 
-/** The columns `columns` of table `alias` out of a joined row (see prefixed), or null when its id is null (LEFT JOIN found nothing). */
-function columnsOf(row: Row, alias: string, columns: readonly string[]): Row | null {
-  if (row[`${alias}__id`] === null || row[`${alias}__id`] === undefined) return null;
+/** The columns of table `alias` out of a joined row (see prefixed). */
+function columnsOf(row: Row, alias: string, columns: readonly string[]): Row {
   const out: Row = {};
   for (const c of columns) out[c] = row[`${alias}__${c}`];
   return out;
@@ -155,30 +154,31 @@ function columnsOf(row: Row, alias: string, columns: readonly string[]): Row | n
  */
 export function claimMapper(lease: string): (row: Row) => ClaimedDelivery {
   const seen = new Map<string, unknown>();
-  const shared = <T>(row: Row, alias: string, columns: readonly string[], map: (r: Row) => T): T | null => {
-    // role_* columns are not prefixed: a role is named by its company and name.
-    const id = alias === 'role' ? (row.role_name === null || row.role_name === undefined ? null : `${String(row.role_company_id)}/${String(row.role_name)}`) : row[`${alias}__id`];
-    if (id === null || id === undefined) return null;
-    const key = `${alias}:${String(id)}`;
-    let value = seen.get(key) as T | undefined;
-    if (value === undefined) {
-      value = map(columnsOf(row, alias, columns)!);
-      seen.set(key, value);
-    }
-    return value;
+  const once = <T>(key: string, make: () => T): T => {
+    if (!seen.has(key)) seen.set(key, make());
+    return seen.get(key) as T;
+  };
+  /** Null when the LEFT JOIN found nothing (the table's id is null). */
+  const table = <T>(row: Row, alias: string, columns: readonly string[], map: (r: Row) => T): T | null => {
+    const id = row[`${alias}__id`];
+    return id === null || id === undefined ? null : once(`${alias}:${String(id)}`, () => map(columnsOf(row, alias, columns)));
   };
   return (row) => ({
     id: String(row.id),
     lease,
     attempts: Number(row.attempts),
-    event: shared(row, 'e', COLUMNS.events, toEvent)!,
-    subscription: shared(row, 's', COLUMNS.subscriptions, toSubscription),
-    app: shared(row, 'a', COLUMNS.apps, toApp),
+    event: table(row, 'e', COLUMNS.events, toEvent)!,
+    subscription: table(row, 's', COLUMNS.subscriptions, toSubscription),
+    app: table(row, 'a', COLUMNS.apps, toApp),
     previousSecrets: [],
-    grant: shared(row, 'g', COLUMNS.grants, toGrant),
-    company: shared(row, 'c', COLUMNS.companies, toCompany),
-    user: shared(row, 'u', COLUMNS.users, toUser),
-    role: shared(row, 'role', [], () => toRole({ company_id: row.role_company_id, name: row.role_name, permissions: row.role_permissions })),
+    grant: table(row, 'g', COLUMNS.grants, toGrant),
+    company: table(row, 'c', COLUMNS.companies, toCompany),
+    user: table(row, 'u', COLUMNS.users, toUser),
+    // role_* columns are not prefixed: a role is named by its company and name.
+    role: row.role_name === null || row.role_name === undefined
+      ? null
+      : once(`role:${String(row.role_company_id)}/${String(row.role_name)}`, () =>
+        toRole({ company_id: row.role_company_id, name: row.role_name, permissions: row.role_permissions })),
   });
 }
 

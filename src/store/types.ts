@@ -342,7 +342,7 @@ export interface ClaimRoom {
 
 /**
  * A callback URL's scheme and authority with the slash after it (`https://a.example:8443/`),
- * computed the same way in SQL (`ORIGIN_SQL` in rows.ts), so claims can count by origin.
+ * computed the same way in SQL (`originSql` in rows.ts), so claims can count by origin.
  * Callback URLs are stored normalized (`URL.href`), which always has that slash.
  */
 export function originKey(callbackUrl: string): string {

@@ -5,11 +5,12 @@ import { loadMigrations } from '../migrations.js';
 import {
   COLUMNS, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole, toSubscription, toUser, unprefix,
 } from '../rows.js';
-import type {
-  App, Attempt, ClaimedDelivery, ClaimRoom, Company, Delivery, DeliveryFilter, DeliveryOutcome, Grant, NewAccessToken, NewEvent, Owner,
-  PublishOptions, PublishResult, Role, SecretKind, Store, Subscription, TokenContext, User,
+import {
+  originKey,
+  type App, type Attempt, type ClaimedDelivery, type ClaimRoom, type Company, type Delivery, type DeliveryFilter, type DeliveryOutcome,
+  type Grant, type NewAccessToken, type NewEvent, type Owner, type PublishOptions, type PublishResult, type Role, type SecretKind,
+  type Store, type Subscription, type TokenContext, type User,
 } from '../types.js';
-import { originKey } from '../types.js';
 import { sql, transaction, uniqueViolation, type Queryable, type Row } from './db.js';
 import { listen } from './listen.js';
 import { PostgresOAuthStore } from './oauth.js';
@@ -46,9 +47,10 @@ export class PostgresStore implements Store {
   readonly oauth: PostgresOAuthStore;
   private readonly pool: pg.Pool;
   /**
-   * The dispatcher's bookkeeping (claims, their reads, outcomes) on connections of its own,
-   * committed with synchronous_commit=off: PostgreSQL answers before the WAL is flushed, so
-   * these statements never wait for an fsync. Losing the last of them to a crash of the
+   * The dispatcher's bookkeeping (claims, their reads, outcomes, a 410's subscription
+   * removal) and the NOTIFY hint, on connections of their own committed with
+   * synchronous_commit=off: PostgreSQL answers before the WAL is flushed, so these
+   * statements never wait for an fsync. Losing the last of them to a crash of the
    * PostgreSQL server (not of Herald) makes a claimed delivery due again or re-sends a sent
    * one, which at-least-once allows; the database stays consistent. Events and everything
    * else acknowledged to a client go through `pool`, committed durably before the answer.

@@ -9,7 +9,7 @@ import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
 import {
-  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, COLUMNS, eventBody, originSql, prefixed, toApp, claimMapper, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, claimMapper, COLUMNS, eventBody, originSql, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toSubscription, toUser, unprefix,
 } from '../rows.js';
 import {
@@ -437,8 +437,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inside the claim's transaction: the ids to lease, at most `room` per origin (see
-   * pickWithRoom in rows.ts). First among the CLAIM_WINDOW × limit oldest due deliveries;
+   * Inside the claim's transaction: the ids to lease, at most `room` per origin. First among the CLAIM_WINDOW × limit oldest due deliveries;
    * when those are all taken up by origins without room and more are due behind them (a
    * receiver that hangs, with its backlog at the head of the queue), origin by origin
    * instead: one index step per origin with pending deliveries, then each open origin's
@@ -447,7 +446,7 @@ export class SqliteStore implements Store {
   private pickWithRoom(limit: number, now: number, room: ClaimRoom): string[] {
     const window = limit * CLAIM_WINDOW;
     const head = this.q(DUE_WINDOW).all(now, window) as { id: string; origin: string }[];
-    const picked = pickWithRoom(head, limit, room);
+    const picked = firstWithRoom(head, limit, room);
     if (picked.length === limit || head.length < window) return picked;
     const firsts: { origin: string; due: number }[] = [];
     const next = this.q(NEXT_ORIGIN);
@@ -557,7 +556,7 @@ export class SqliteStore implements Store {
 }
 
 /** The first `limit` of `rows` (oldest first) whose origin still has room, counting those already picked. */
-function pickWithRoom(rows: { id: string; origin: string }[], limit: number, room: ClaimRoom): string[] {
+function firstWithRoom(rows: { id: string; origin: string }[], limit: number, room: ClaimRoom): string[] {
   const taken = new Map<string, number>();
   const ids: string[] = [];
   for (const { id, origin } of rows) {
