@@ -1,5 +1,5 @@
 import { attemptDelivery } from '../delivery/attempt.js';
-import { newId } from '../domain/ids.js';
+import { newTimedId } from '../domain/ids.js';
 import type { TokenContext } from '../store/types.js';
 import type { Core } from './context.js';
 import { getSubscription } from './subscriptions.js';
@@ -22,7 +22,7 @@ export async function pingSubscription(core: Core, ctx: TokenContext, id: string
   const sub = await getSubscription(core, ctx, id);
   const now = core.now();
   const event = {
-    id: newId('evt'),
+    id: newTimedId('evt', now),
     company_id: sub.company_id,
     channel: 'ping',
     object: { id: sub.id, zen: 'Herald is ready to notify you.', channels: sub.channels },

@@ -1,6 +1,6 @@
 import { isName, resolveChannel } from '../domain/catalog.js';
 import { HeraldError } from '../domain/errors.js';
-import { newId } from '../domain/ids.js';
+import { newTimedId } from '../domain/ids.js';
 import type { PublishOptions, PublishResult } from '../store/types.js';
 import type { Core } from './context.js';
 import { companyExists, recentCatalog } from './hot.js';
@@ -76,9 +76,10 @@ export async function publish(core: Core, input: PublishInput, options?: Publish
   if (!(await companyExists(core, input.company_id))) {
     throw new HeraldError('COMPANY_NOT_FOUND', `company "${input.company_id}" does not exist`);
   }
+  const now = core.now();
   const result = await core.store.publishEvent(
     {
-      id: newId('evt'),
+      id: newTimedId('evt', now),
       company_id: input.company_id,
       channel: input.channel,
       object: o,
@@ -87,7 +88,7 @@ export async function publish(core: Core, input: PublishInput, options?: Publish
       user_id: userId,
       idempotency_key: key,
     },
-    core.now(),
+    now,
     options?.client === undefined ? undefined : { client: options.client },
   );
   // In the host's transaction nothing is claimable before its COMMIT; the NOTIFY sent at

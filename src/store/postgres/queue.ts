@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
-import { newId } from '../../domain/ids.js';
+import { newTimedId, timePart } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, sql, transaction, type Queryable } from './db.js';
@@ -62,7 +62,8 @@ async function inHostTransaction(client: unknown): Promise<Queryable> {
  * channel that matches the event's resources, with the rule of matchesResource in
  * domain/subscription.ts: no resource, or the event names the subscription's resource in
  * `resources` ($8), or the event's object is that resource ($9, $10). Delivery ids are
- * `dlv_` and the 16 bytes of a gen_random_uuid() (122 random bits) in base64url. With
+ * time-ordered like newTimedId's: `dlv_`, the publish time in base 36 ($11, timePart), and
+ * the 16 bytes of a gen_random_uuid() (122 random bits) in base64url. With
  * `notify` (in the host's transaction) the NOTIFY is sent when deliveries were queued, and
  * delivered at COMMIT.
  */
@@ -73,7 +74,7 @@ const publishSql = (notify: boolean) => `WITH ev AS (
   RETURNING id
 ), queued AS (
   INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
-  SELECT 'dlv_' || translate(rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '='), '+/', '-_'),
+  SELECT 'dlv_' || $11 || translate(rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '='), '+/', '-_'),
          ev.id, s.id, $2, s.app_id, $3, ${originSql('strpos')}, 'pending', 0, $7, $7, $7
   FROM ev, subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
   WHERE c.company_id = $2 AND c.channel = $3
@@ -122,7 +123,7 @@ async function insertEvent(db: Queryable, e: NewEvent, now: number, own: boolean
   const objectType = e.channel.slice(0, e.channel.indexOf('.'));
   const params = [
     e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now,
-    JSON.stringify(e.resources), objectType, String(e.object.id),
+    JSON.stringify(e.resources), objectType, String(e.object.id), timePart(now),
   ];
   const { rows } = own ? await prepared(db, 'publish', PUBLISH_SQL, params) : await sql(db, PUBLISH_NOTIFY_SQL, params);
   if (rows[0]?.id === null || rows[0]?.id === undefined) {
@@ -182,10 +183,11 @@ export const CLAIM_WITH_ROOM_SQL = `WITH win AS (
 ), claimed AS (
   UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
   FROM due WHERE d.id = due.id
-  RETURNING d.origin
+  RETURNING d.id, d.origin
 )
 SELECT (SELECT count(*) FROM win)::int AS seen,
-       (SELECT json_object_agg(origin, n) FROM (SELECT origin, count(*)::int AS n FROM claimed GROUP BY origin) t) AS taken`;
+       (SELECT json_object_agg(origin, n) FROM (SELECT origin, count(*)::int AS n FROM claimed GROUP BY origin) t) AS taken,
+       ARRAY(SELECT id FROM claimed) AS ids`;
 
 /**
  * The claim past the window, origin by origin, for when the oldest due deliveries all belong
@@ -220,32 +222,34 @@ export const CLAIM_BY_ORIGIN_SQL = `WITH RECURSIVE origins AS (
   FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries d SET next_attempt_at = $1 + $3, lease_token = $4, updated_at = $1
-FROM due WHERE d.id = due.id`;
+FROM due WHERE d.id = due.id
+RETURNING d.id`;
 
 export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
   const lease = newLease();
   if (!room) {
     const claimed = await prepared(pool, 'claim', CLAIM_SQL, [now, limit, leaseMs, lease]);
-    return claimed.rowCount === 0 ? [] : selectClaimed(pool, lease);
+    return claimed.rowCount === 0 ? [] : selectClaimed(pool, lease, claimed.rows.map((r) => String(r.id)));
   }
   const window = limit * CLAIM_WINDOW;
   const { rows } = await prepared(pool, 'claim_with_room', CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin]);
   const taken = (rows[0]?.taken ?? {}) as Record<string, number>;
-  let count = Object.values(taken).reduce((a, b) => a + b, 0);
-  if (count < limit && Number(rows[0]?.seen) === window) {
+  const ids = (rows[0]?.ids ?? []) as string[];
+  if (ids.length < limit && Number(rows[0]?.seen) === window) {
     const inFlight = { ...Object.fromEntries(room.inFlight) };
     for (const [origin, n] of Object.entries(taken)) inFlight[origin] = (inFlight[origin] ?? 0) + n;
-    const more = await prepared(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, limit - count, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
-    count += more.rowCount ?? 0;
+    const more = await prepared(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, limit - ids.length, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
+    for (const r of more.rows) ids.push(String(r.id));
   }
-  return count === 0 ? [] : selectClaimed(pool, lease);
+  return ids.length === 0 ? [] : selectClaimed(pool, lease, ids);
 }
 
 /**
- * Everything the dispatcher needs for the deliveries holding `lease`, in one joined SELECT,
- * the previous (rotated, unexpired) secrets of the signing kind included as an array.
+ * Everything the dispatcher needs for the deliveries `ids` leased under `lease`, in one
+ * joined SELECT, the previous (rotated, unexpired) secrets of the signing kind included as an
+ * array. By primary key: there is no index on lease_token (migration 007).
  */
-async function selectClaimed(db: Queryable, lease: string): Promise<ClaimedDelivery[]> {
+async function selectClaimed(db: Queryable, lease: string, ids: string[]): Promise<ClaimedDelivery[]> {
   const { rows } = await prepared(
     db,
     'select_claimed',
@@ -255,8 +259,8 @@ async function selectClaimed(db: Queryable, lease: string): Promise<ClaimedDeliv
                     AND x.kind = CASE a.signature WHEN 'standard_webhooks' THEN 'signing' ELSE 'client' END
                   ORDER BY x.created_at DESC) AS previous_secrets
      ${CLAIM_FROM}
-     WHERE d.lease_token = $1`,
-    [lease, Date.now()],
+     WHERE d.id = ANY($3::text[]) AND d.lease_token = $1`,
+    [lease, Date.now(), ids],
   );
   const map = claimMapper(lease);
   return rows.map((row) => {
@@ -270,6 +274,7 @@ export async function createPing(
   pool: Pool, e: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number,
 ): Promise<ClaimedDelivery> {
   const lease = newLease();
+  const id = newTimedId('dlv', now);
   await transaction(pool, async (db) => {
     await sql(
       db,
@@ -280,10 +285,10 @@ export async function createPing(
       db,
       `INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, lease_token, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT ${originSql('strpos')} FROM subscriptions s WHERE s.id = $3), ''), 'pending', 0, $7, $8, $9, $9)`,
-      [newId('dlv'), e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now],
+      [id, e.id, subscriptionId, e.company_id, appId, e.channel, now + leaseMs, lease, now],
     );
   });
-  return (await selectClaimed(pool, lease))[0]!;
+  return (await selectClaimed(pool, lease, [id]))[0]!;
 }
 
 /**
