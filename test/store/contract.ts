@@ -174,6 +174,38 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       await drain(T0 + 1);
     });
 
+    test('publishes started together (one batch on both engines) each get their own fan-out and answer', async () => {
+      const plain = await newSub(['task.move']);
+      const proj1 = await newSub(['task.move'], { type: 'project', id: 'proj1' });
+      const other = await newSub(['client.move']);
+      const inputs = [
+        event('task.move', { resources: { project: 'proj1' } }), // plain and proj1
+        event('task.move', { resources: { project: 'proj2' } }), // plain
+        event('client.move', { key: 'k1' }), // other
+        event('task.move', { objectId: 'proj1' }), // plain (a task is no project)
+        event('client.move', { key: 'k1' }), // the key again: the first's id
+        event('nothing.here'), // no subscription: stored, no delivery
+      ];
+      const results = await Promise.all(inputs.map((e) => store.publishEvent(e, T0 + 7)));
+      assert.deepEqual(results.map((r) => r.deliveries), [2, 1, 1, 1, 0, 0]);
+      assert.deepEqual(results.map((r) => r.duplicate), [false, false, false, false, true, false]);
+      assert.equal(results[4]!.id, results[2]!.id);
+      results.forEach((r, i) => { if (i !== 4) assert.equal(r.id, inputs[i]!.id); });
+      const subsOf = async (id: string) => (await store.listDeliveries({ event_id: id, limit: 10 })).map((d) => d.subscription_id).sort();
+      assert.deepEqual(await subsOf(results[0]!.id), [plain.id, proj1.id].sort());
+      assert.deepEqual(await subsOf(results[1]!.id), [plain.id]);
+      assert.deepEqual(await subsOf(results[2]!.id), [other.id]);
+      assert.deepEqual(await subsOf(results[3]!.id), [plain.id]);
+      assert.deepEqual(await subsOf(results[5]!.id), []);
+      // Delivery ids are time-ordered: they sort after those of an earlier publish.
+      const earlier = await store.publishEvent(event('client.move'), T0 - 60_000);
+      const [dEarlier] = await store.listDeliveries({ event_id: earlier.id, limit: 1 });
+      const [dLater] = await store.listDeliveries({ event_id: results[2]!.id, limit: 1 });
+      assert.ok(dEarlier!.id < dLater!.id, `${dEarlier!.id} < ${dLater!.id}`);
+      for (const s of [plain, proj1, other]) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
+      await drain(T0 + 10);
+    });
+
     test('claims lease deliveries: not claimed twice, back after the lease, only the holder records', async () => {
       const sub = await newSub(['client.create']);
       const { id: eventId } = await store.publishEvent(event('client.create'), T0);

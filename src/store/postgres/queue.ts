@@ -4,7 +4,7 @@ import { HeraldError } from '../../domain/errors.js';
 import { newTimedId, timePart } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
-import { prepared, sql, transaction, type Queryable } from './db.js';
+import { prepared, sql, transaction, type Queryable, type Row } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
@@ -30,6 +30,113 @@ export async function publishEvent(pool: Pool, e: NewEvent, now: number, client?
   if (client === undefined) return insertEvent(pool, e, now, true);
   const db = await inHostTransaction(client);
   return insertEvent(db, e, now, false);
+}
+
+/**
+ * Group commit of the publishes on Herald's own pool: at most PUBLISH_LANES statements run
+ * at once; publishes that arrive meanwhile wait and then go together, up to PUBLISH_BATCH,
+ * in one PUBLISH_MANY_SQL statement: one round trip, one transaction, one WAL flush for all
+ * of them. Under light load each publish runs alone at once, so nothing waits for company.
+ * Each resolves only after its statement committed. A batch whose statement fails is run
+ * again one publish at a time, so one bad event fails alone.
+ *
+ * Measured (bench/latency.ts, 1,000 publishes/s, one statement per publish on a pool of 10):
+ * PostgreSQL's backends queued on the WAL flush (pg_stat_activity: LWLock WALWrite in 80%
+ * of the publish samples) and publish p50 reached seconds once the 2 cores were busy.
+ */
+export class PublishBatcher {
+  private readonly waiting: { e: NewEvent; now: number; resolve: (r: PublishResult) => void; reject: (err: unknown) => void }[] = [];
+  private lanes = 0;
+
+  constructor(private readonly pool: Pool) {}
+
+  publish(e: NewEvent, now: number): Promise<PublishResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ e, now, resolve, reject });
+      // The rest of this turn's publishes (one HTTP read can carry several) join the batch.
+      if (this.waiting.length === 1 && this.lanes < PUBLISH_LANES) setImmediate(() => this.next());
+    });
+  }
+
+  private next(): void {
+    if (this.lanes >= PUBLISH_LANES || this.waiting.length === 0) return;
+    const batch = this.waiting.splice(0, PUBLISH_BATCH);
+    this.lanes++;
+    void this.run(batch).finally(() => {
+      this.lanes--;
+      this.next();
+    });
+  }
+
+  private async run(batch: typeof this.waiting): Promise<void> {
+    let rows: Row[];
+    try {
+      rows = (await prepared(this.pool, 'publish_many', PUBLISH_MANY_SQL, manyParams(batch))).rows;
+    } catch {
+      // Nothing of the batch was stored: again one at a time, so a bad one fails alone.
+      await Promise.all(batch.map((p) => insertEvent(this.pool, p.e, p.now, true).then(p.resolve, p.reject)));
+      return;
+    }
+    await Promise.all(batch.map(async (p, i) => {
+      const r = rows[i]!;
+      if (r.stored) return p.resolve({ id: p.e.id, duplicate: false, deliveries: Number(r.deliveries) });
+      await duplicateOf(this.pool, p.e).then(p.resolve, p.reject);
+    }));
+  }
+}
+
+/** Publishes running at once on the pool (of its 10 connections); more wait and go together. */
+const PUBLISH_LANES = 4;
+/** Most publishes in one statement. */
+const PUBLISH_BATCH = 100;
+
+/**
+ * PUBLISH_SQL for several events in one statement, their fields as arrays ($1…$11, one
+ * element per event, `ord` its position). `ev` inserts those whose idempotency key is free
+ * (two with one key in the batch: the first is stored, the second conflicts with it);
+ * `queued` fans each stored one out by the same rule as PUBLISH_SQL. Answers per event, in
+ * order: whether it was stored and how many deliveries it queued.
+ */
+const PUBLISH_MANY_SQL = `WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::jsonb[], $9::text[], $10::text[], $11::text[])
+    WITH ORDINALITY AS t(id, company_id, channel, body, user_id, idempotency_key, now, resources, object_type, object_id, time_part, ord)
+), ev AS (
+  INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at)
+  SELECT id, company_id, channel, body, user_id, idempotency_key, now FROM input ORDER BY ord
+  ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id
+), queued AS (
+  INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT 'dlv_' || i.time_part || translate(rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '='), '+/', '-_'),
+         i.id, s.id, i.company_id, s.app_id, i.channel, ${originSql('strpos')}, 'pending', 0, i.now, i.now, i.now
+  FROM ev JOIN input i ON i.id = ev.id
+  JOIN subscription_channels c ON c.company_id = i.company_id AND c.channel = i.channel
+  JOIN subscriptions s ON s.id = c.subscription_id
+  WHERE s.resource_type IS NULL OR s.resource_id = i.resources ->> s.resource_type OR (s.resource_type = i.object_type AND s.resource_id = i.object_id)
+  RETURNING event_id
+)
+SELECT i.id, ev.id IS NOT NULL AS stored, COALESCE(q.n, 0)::int AS deliveries
+FROM input i LEFT JOIN ev ON ev.id = i.id
+LEFT JOIN (SELECT event_id, count(*) AS n FROM queued GROUP BY event_id) q ON q.event_id = i.id
+ORDER BY i.ord`;
+
+function manyParams(batch: { e: NewEvent; now: number }[]): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: 11 }, () => []);
+  for (const { e, now } of batch) {
+    const row = [
+      e.id, e.company_id, e.channel, eventBody(e), e.user_id, e.idempotency_key, now,
+      JSON.stringify(e.resources), e.channel.slice(0, e.channel.indexOf('.')), String(e.object.id), timePart(now),
+    ];
+    row.forEach((v, i) => cols[i]!.push(v));
+  }
+  return cols;
+}
+
+/** The answer to a publish whose idempotency key was taken: the first event's id. */
+async function duplicateOf(db: Queryable, e: NewEvent): Promise<PublishResult> {
+  const first = await sql(db, 'SELECT id FROM events WHERE company_id = $1 AND idempotency_key = $2', [e.company_id, e.idempotency_key]);
+  if (!first.rows[0]) throw new Error(`event with idempotency key "${e.idempotency_key}" conflicted but cannot be read`);
+  return { id: String(first.rows[0].id), duplicate: true, deliveries: 0 };
 }
 
 /**
@@ -126,11 +233,7 @@ async function insertEvent(db: Queryable, e: NewEvent, now: number, own: boolean
     JSON.stringify(e.resources), objectType, String(e.object.id), timePart(now),
   ];
   const { rows } = own ? await prepared(db, 'publish', PUBLISH_SQL, params) : await sql(db, PUBLISH_NOTIFY_SQL, params);
-  if (rows[0]?.id === null || rows[0]?.id === undefined) {
-    const first = await sql(db, 'SELECT id FROM events WHERE company_id = $1 AND idempotency_key = $2', [e.company_id, e.idempotency_key]);
-    if (!first.rows[0]) throw new Error(`event with idempotency key "${e.idempotency_key}" conflicted but cannot be read`);
-    return { id: String(first.rows[0].id), duplicate: true, deliveries: 0 };
-  }
+  if (rows[0]?.id === null || rows[0]?.id === undefined) return duplicateOf(db, e);
   return { id: e.id, duplicate: false, deliveries: Number(rows[0].deliveries) };
 }
 
