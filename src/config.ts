@@ -71,6 +71,11 @@ export interface DeliveryConfig {
   egressAddress: string | null;
   /** Bytes of the receiver's answer kept with each attempt. */
   responseExcerptBytes: number;
+  /**
+   * `HERALD_SEND_THREAD`: send from a worker thread (HTTP there; claims, checks, signing and
+   * records in the main thread). Default `true`; `false` sends from the main thread.
+   */
+  sendThread: boolean;
 }
 
 export class ConfigError extends Error {
@@ -127,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
     egressAddress: env.HERALD_EGRESS_ADDRESS || null,
     responseExcerptBytes: 1024,
+    sendThread: env.HERALD_SEND_THREAD === undefined || env.HERALD_SEND_THREAD === '' ? true : bool(env, 'HERALD_SEND_THREAD'),
   };
   if (delivery.egressAddress !== null && isIP(delivery.egressAddress) === 0) {
     throw new ConfigError(`HERALD_EGRESS_ADDRESS: "${delivery.egressAddress}" is not an IP address`);

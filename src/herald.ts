@@ -7,6 +7,7 @@ import { newSecret } from './domain/ids.js';
 import { Dispatcher } from './delivery/dispatcher.js';
 import { startRetention } from './delivery/retention.js';
 import { Sender } from './delivery/sender.js';
+import { ThreadedSender } from './delivery/send-thread.js';
 import { DeliveryTokens } from './delivery/tokens.js';
 import { hashAdminToken } from './http/auth.js';
 import { buildHttp } from './http/app.js';
@@ -60,7 +61,9 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
   const store = openStore(config.databaseUrl);
   await store.migrate();
 
-  const sender = new Sender(config.delivery, config.allowPrivateCallbacks);
+  const sender = config.delivery.sendThread
+    ? new ThreadedSender(config.delivery, config.allowPrivateCallbacks)
+    : new Sender(config.delivery, config.allowPrivateCallbacks);
   const tokens = new DeliveryTokens(store, config.accessTokenTtlMs);
   let dispatcher: Dispatcher | null = null;
   const core: Core = {

@@ -2,10 +2,10 @@ import type { Logger } from 'pino';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
 import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
 import { buildRequest } from './request.js';
-import type { Sender, SendResult } from './sender.js';
+import type { SendResult, Transport } from './sender.js';
 
 export interface AttemptDeps {
-  sender: Sender;
+  sender: Transport;
   retrySchedule: readonly number[];
   log: Logger;
 }

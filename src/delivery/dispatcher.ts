@@ -7,7 +7,7 @@ import { parseScope } from '../domain/scope.js';
 import type { Config } from '../config.js';
 import { originKey, type ClaimedDelivery, type DeliveryOutcome, type Store } from '../store/types.js';
 import { attemptDelivery } from './attempt.js';
-import type { Sender } from './sender.js';
+import type { Transport } from './sender.js';
 import type { DeliveryTokens } from './tokens.js';
 
 /** Most deliveries claimed in one statement. */
@@ -32,7 +32,7 @@ const CLAIM_GATHER_MS = 5;
 export interface DispatcherDeps {
   store: Store;
   config: Config;
-  sender: Sender;
+  sender: Transport;
   tokens: DeliveryTokens;
   log: Logger;
   /** The catalog, possibly a second old; `fresh` reads it now. */

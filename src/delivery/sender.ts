@@ -12,6 +12,12 @@ export interface SendResult {
   durationMs: number;
 }
 
+/** What delivers a signed request: a Sender in this thread, or ThreadedSender (send-thread.ts). */
+export interface Transport {
+  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
 export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
 
 /**
@@ -20,7 +26,7 @@ export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
  * and a DNS lookup that refuses private addresses at connect time unless private callbacks
  * are allowed, so a public name that resolves to 169.254.169.254 is never reached.
  */
-export class Sender {
+export class Sender implements Transport {
   private readonly agent: Agent;
 
   constructor(private readonly cfg: DeliveryConfig, allowPrivate: boolean) {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ResourceType } from '../domain/catalog.js';
 import type { AccessCheck } from '../access-check.js';
 import type { Config } from '../config.js';
-import type { Sender } from '../delivery/sender.js';
+import type { Transport } from '../delivery/sender.js';
 import type { DeliveryTokens } from '../delivery/tokens.js';
 import type { Store } from '../store/types.js';
 
@@ -16,7 +16,7 @@ export interface Core {
   /** Latency hint to the local dispatcher that deliveries were queued. */
   notify: () => void;
   /** The sending side, shared with the dispatcher (test pings use it on API-only processes too). */
-  delivery: { sender: Sender; tokens: DeliveryTokens };
+  delivery: { sender: Transport; tokens: DeliveryTokens };
   /** The host's instance-level access check for resource subscriptions, if it registered one. */
   accessCheck: AccessCheck | null;
 }

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
-import { Sender } from '../../src/delivery/sender.js';
+import { Sender, type Transport } from '../../src/delivery/sender.js';
+import { ThreadedSender } from '../../src/delivery/send-thread.js';
+import type { DeliveryConfig } from '../../src/config.js';
 import { Receiver } from '../support/receiver.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { ok, publishEvent, seedStory, subscribe, waitForDeliveries, type Story } from '../support/story.js';
@@ -112,12 +114,15 @@ describe('policies that need their own server', () => {
     }
   });
 
-  test('the sender refuses names that resolve to private addresses at connect time', async () => {
+  for (const [kind, make] of [
+    ['in this thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new Sender(cfg, allowPrivate)],
+    ['from the send thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new ThreadedSender(cfg, allowPrivate)],
+  ] as const) test(`the sender (${kind}) refuses names that resolve to private addresses at connect time`, async () => {
     const rx = await Receiver.start();
     const port = new URL(rx.url).port;
     const cfg = loadConfig({}).delivery;
-    const strict = new Sender(cfg, false);
-    const open = new Sender(cfg, true);
+    const strict = make(cfg, false);
+    const open = make(cfg, true);
     try {
       const refused = await strict.send(`http://localhost:${port}/x`, {}, 'a=1');
       assert.equal(refused.statusCode, null);
@@ -128,6 +133,27 @@ describe('policies that need their own server', () => {
     } finally {
       await strict.close();
       await open.close();
+      await rx.close();
+    }
+  });
+
+  test('a send thread that dies fails what it had in flight as attempts that sent nothing; the next send starts a new one', async () => {
+    const rx = await Receiver.start(() => ({ status: 200, delayMs: 2000 }));
+    const sender = new ThreadedSender(loadConfig({}).delivery, true);
+    try {
+      assert.equal((await sender.send(`${rx.url}/warm`, {}, 'a=1')).statusCode, 200);
+      const inFlight = sender.send(`${rx.url}/slow`, {}, 'a=2');
+      await rx.waitFor(2);
+      await sender.terminate();
+      const lost = await inFlight;
+      assert.equal(lost.statusCode, null);
+      assert.match(lost.error!, /sender thread stopped/);
+      rx.respond(() => ({ status: 204 }));
+      assert.equal((await sender.send(`${rx.url}/again`, { 'x-n': '3' }, 'a=3')).statusCode, 204);
+      assert.equal(rx.received.at(-1)!.headers['x-n'], '3');
+      assert.equal(rx.received.at(-1)!.body, 'a=3');
+    } finally {
+      await sender.close();
       await rx.close();
     }
   });

@@ -1,0 +1,103 @@
+import { Worker } from 'node:worker_threads';
+import type { DeliveryConfig } from '../config.js';
+import type { SendResult, Transport } from './sender.js';
+
+/** One request to the send thread (the body already signed). */
+export interface SendRequest {
+  id: number;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A Transport that sends from a worker thread: the main thread claims, checks, signs and
+ * records; the thread runs undici (HTTP framing, socket writes, parsing answers, timers).
+ * Requests made in one turn of the event loop go in one message, answers come back the
+ * same way, so the cost between threads is per batch, not per delivery.
+ *
+ * Why: on SQLite Herald's one thread was the limit (95-100% of a core at 4,300-4,800
+ * deliveries/s, the machine 64% busy), and undici's part of it (its own code, socket
+ * writes, streams) was about a third (--cpu-prof of bench/herald.ts). One thread keeps every
+ * origin's connections in one undici agent, so HERALD_CONNECTIONS_PER_ORIGIN still holds.
+ *
+ * If the thread dies, what it had in flight fails as attempts that sent nothing ("sender
+ * thread stopped"), retried on the schedule like any failure, and the next send starts a
+ * new thread.
+ */
+export class ThreadedSender implements Transport {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: SendResult) => void; started: number }>();
+  private outbox: SendRequest[] = [];
+  private closed = false;
+
+  constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean) {}
+
+  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+    if (this.closed) return Promise.resolve(stopped(0, 'sender closed'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve, started: performance.now() });
+      this.outbox.push({ id, url, headers, body });
+      if (this.outbox.length === 1) {
+        setImmediate(() => {
+          const batch = this.outbox;
+          this.outbox = [];
+          this.thread().postMessage(batch);
+        });
+      }
+    });
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const workerData = { cfg: this.cfg, allowPrivate: this.allowPrivate };
+    const worker = import.meta.url.endsWith('.ts')
+      ? // Running from src/ under tsx (tests, the bench): a worker does not inherit tsx's
+        // loader, so it registers it before importing the TypeScript file.
+        new Worker(
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./send-worker.ts', import.meta.url).href)}); });`,
+          { eval: true, workerData },
+        )
+      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData });
+    worker.on('message', (answers: [number, SendResult][]) => {
+      for (const [id, result] of answers) {
+        this.pending.get(id)?.resolve(result);
+        this.pending.delete(id);
+      }
+    });
+    const lost = (why: string) => {
+      if (this.worker !== worker) return;
+      this.worker = null;
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.resolve(stopped(performance.now() - p.started, why));
+      }
+    };
+    worker.on('error', (err) => lost(`sender thread stopped: ${err.message}`));
+    worker.on('exit', (code) => lost(`sender thread stopped (exit ${code})`));
+    this.worker = worker;
+    return worker;
+  }
+
+  /** @internal Ends the thread as a crash would (tests of what a lost thread does). */
+  async terminate(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  /** Lets the thread finish what it has in flight (they end by their timeout at worst), then stops it. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    if (!worker) return;
+    while (this.pending.size > 0) await new Promise((r) => setTimeout(r, 10));
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage('close');
+    await exited;
+  }
+}
+
+function stopped(ms: number, error: string): SendResult {
+  return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(ms) };
+}
