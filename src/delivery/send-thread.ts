@@ -53,14 +53,15 @@ export class ThreadedSender implements Transport {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const workerData = { cfg: this.cfg, allowPrivate: this.allowPrivate };
+    const resourceLimits = THREAD_HEAP;
     const worker = import.meta.url.endsWith('.ts')
       ? // Running from src/ under tsx (tests, the bench): a worker does not inherit tsx's
         // loader, so it registers it before importing the TypeScript file.
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./send-worker.ts', import.meta.url).href)}); });`,
-          { eval: true, workerData },
+          { eval: true, workerData, resourceLimits },
         )
-      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData });
+      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData, resourceLimits });
     worker.on('message', (answers: [number, SendResult][]) => {
       for (const [id, result] of answers) {
         this.pending.get(id)?.resolve(result);
@@ -97,6 +98,15 @@ export class ThreadedSender implements Transport {
     await exited;
   }
 }
+
+/**
+ * The thread's heap. A small young generation keeps its garbage (request bodies, undici's
+ * buffers) from swelling resident memory. Measured (bench/backlog.ts, SQLite, 100,000
+ * pending, max RSS): 301 MiB with V8's default, 225 MiB with 4 MB (drain 6,147 and 6,298
+ * deliveries/s), 221 MiB with 1 MB but drained at 4,897/s; 272 MiB sending from the main
+ * thread. The old generation's cap leaves room for 64 requests of the largest event body.
+ */
+const THREAD_HEAP = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 256 };
 
 function stopped(ms: number, error: string): SendResult {
   return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(ms) };
