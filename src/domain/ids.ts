@@ -34,10 +34,16 @@ export function newTimedId(prefix: 'evt' | 'dlv', now = Date.now()): string {
   return `${prefix}_${timePart(now)}${random16()}`;
 }
 
-/** The time part of newTimedId: milliseconds in 9 base-36 digits. */
+/** The time part of newTimedId: milliseconds in 9 base-36 digits (the last one kept: a fan-out makes thousands at one `now`). */
 export function timePart(now: number): string {
-  return Math.max(0, Math.floor(now)).toString(36).padStart(9, '0');
+  if (now !== lastTime) {
+    lastTime = now;
+    lastPart = Math.max(0, Math.floor(now)).toString(36).padStart(9, '0');
+  }
+  return lastPart;
 }
+let lastTime = Number.NaN;
+let lastPart = '';
 
 function random16(): string {
   if (offset === entropy.length) {
