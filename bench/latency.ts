@@ -81,24 +81,14 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
     const n = rate * seconds;
     const interval = 1000 / rate;
     const warmup = rate * WARMUP_SECONDS;
-    {
-      const w0 = performance.now();
-      const warming: Promise<unknown>[] = [];
-      for (let i = 0; i < warmup; i++) {
-        const wait = w0 + i * interval - performance.now();
-        if (wait > 0) await sleep(wait);
-        warming.push(publishOne(api, seeded, WARMUP_EVENTS + i));
-      }
-      await Promise.all(warming);
-      await waitUntilDrained(counter, cfg.timeoutMs);
-      await receiver.count(true);
-    }
+    await Promise.all((await openLoop(warmup, interval, performance.now(), (i) => publishOne(api, seeded, WARMUP_EVENTS + i))).inFlight);
+    await waitUntilDrained(counter, cfg.timeoutMs);
+    await receiver.count(true);
     const times: number[] = [];
     /** Answer times by the second of the window they were scheduled in. */
     const bySecond: number[][] = Array.from({ length: seconds }, () => []);
     let errors = 0;
     let firstError = null as string | null; // set inside publish(); the cast keeps TS from narrowing it to null
-    let senderLag = 0;
     const publish = async (i: number, due: number) => {
       try {
         await api.call('POST', '/admin/events', { ...benchEvent(WARMUP_EVENTS + warmup + i), company_id: seeded.companyId, user_id: seeded.userId });
@@ -123,14 +113,7 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
         maxBacklog = Math.max(maxBacklog, scheduled * subs - received);
       });
     }, 1000);
-    const inFlight: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const due = t0 + i * interval;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      senderLag = Math.max(senderLag, performance.now() - due);
-      inFlight.push(publish(i, due));
-    }
+    const { inFlight, lagMs: senderLag } = await openLoop(n, interval, t0, publish);
     const windowEnd = performance.now();
     const cpu = heraldCpu();
     const load = machine();
@@ -186,4 +169,22 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
       notes,
     };
   });
+}
+
+/**
+ * Sends `n` requests, request i at t0 + i x interval whatever happened to the earlier ones
+ * (open loop); resolves once all are sent, with their promises and how late the sender itself
+ * got at worst.
+ */
+async function openLoop(n: number, interval: number, t0: number, send: (i: number, due: number) => Promise<unknown>): Promise<{ inFlight: Promise<unknown>[]; lagMs: number }> {
+  const inFlight: Promise<unknown>[] = [];
+  let lagMs = 0;
+  for (let i = 0; i < n; i++) {
+    const due = t0 + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    lagMs = Math.max(lagMs, performance.now() - due);
+    inFlight.push(send(i, due));
+  }
+  return { inFlight, lagMs };
 }

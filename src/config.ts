@@ -99,9 +99,10 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return n;
 }
 
-function bool(env: Env, name: string): boolean {
+function bool(env: Env, name: string, fallback = false): boolean {
   const raw = (env[name] ?? '').toLowerCase();
-  if (raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === '') return fallback;
+  if (raw === 'false' || raw === '0') return false;
   if (raw === 'true' || raw === '1') return true;
   throw new ConfigError(`${name}: "${env[name]}" must be true or false`);
 }
@@ -132,7 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     pollIntervalMs: duration(env, 'HERALD_POLL_INTERVAL', '1s'),
     egressAddress: env.HERALD_EGRESS_ADDRESS || null,
     responseExcerptBytes: 1024,
-    sendThread: env.HERALD_SEND_THREAD === undefined || env.HERALD_SEND_THREAD === '' ? true : bool(env, 'HERALD_SEND_THREAD'),
+    sendThread: bool(env, 'HERALD_SEND_THREAD', true),
   };
   if (delivery.egressAddress !== null && isIP(delivery.egressAddress) === 0) {
     throw new ConfigError(`HERALD_EGRESS_ADDRESS: "${delivery.egressAddress}" is not an IP address`);

@@ -29,7 +29,8 @@ export class ThreadedSender implements Transport {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: SendResult) => void; started: number }>();
-  private outbox: SendRequest[] = [];
+  private readonly outbox = new PerTurn<SendRequest>((batch) => this.thread().postMessage(batch));
+  private idle: (() => void)[] = [];
   private closed = false;
 
   constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean) {}
@@ -40,41 +41,33 @@ export class ThreadedSender implements Transport {
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, started: performance.now() });
       this.outbox.push({ id, url, headers, body });
-      if (this.outbox.length === 1) {
-        setImmediate(() => {
-          const batch = this.outbox;
-          this.outbox = [];
-          this.thread().postMessage(batch);
-        });
-      }
     });
+  }
+
+  private settle(id: number, result: SendResult): void {
+    this.pending.get(id)?.resolve(result);
+    this.pending.delete(id);
+    if (this.pending.size === 0) for (const done of this.idle.splice(0)) done();
   }
 
   private thread(): Worker {
     if (this.worker) return this.worker;
     const workerData = { cfg: this.cfg, allowPrivate: this.allowPrivate };
-    const resourceLimits = THREAD_HEAP;
     const worker = import.meta.url.endsWith('.ts')
       ? // Running from src/ under tsx (tests, the bench): a worker does not inherit tsx's
         // loader, so it registers it before importing the TypeScript file.
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./send-worker.ts', import.meta.url).href)}); });`,
-          { eval: true, workerData, resourceLimits },
+          { eval: true, workerData, resourceLimits: THREAD_HEAP },
         )
-      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData, resourceLimits });
+      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData, resourceLimits: THREAD_HEAP });
     worker.on('message', (answers: [number, SendResult][]) => {
-      for (const [id, result] of answers) {
-        this.pending.get(id)?.resolve(result);
-        this.pending.delete(id);
-      }
+      for (const [id, result] of answers) this.settle(id, result);
     });
     const lost = (why: string) => {
       if (this.worker !== worker) return;
       this.worker = null;
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.resolve(stopped(performance.now() - p.started, why));
-      }
+      for (const [id, p] of this.pending) this.settle(id, stopped(performance.now() - p.started, why));
     };
     worker.on('error', (err) => lost(`sender thread stopped: ${err.message}`));
     worker.on('exit', (code) => lost(`sender thread stopped (exit ${code})`));
@@ -92,7 +85,8 @@ export class ThreadedSender implements Transport {
     this.closed = true;
     const worker = this.worker;
     if (!worker) return;
-    while (this.pending.size > 0) await new Promise((r) => setTimeout(r, 10));
+    if (this.pending.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.worker !== worker) return; // it died meanwhile
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     worker.postMessage('close');
     await exited;
@@ -107,6 +101,23 @@ export class ThreadedSender implements Transport {
  * thread. The old generation's cap leaves room for 64 requests of the largest event body.
  */
 const THREAD_HEAP = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 256 };
+
+/** Items pushed during one turn of the event loop, handed to `flush` together at its end. */
+export class PerTurn<T> {
+  private items: T[] = [];
+
+  constructor(private readonly flush: (items: T[]) => void) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    if (this.items.length > 1) return;
+    setImmediate(() => {
+      const items = this.items;
+      this.items = [];
+      this.flush(items);
+    });
+  }
+}
 
 function stopped(ms: number, error: string): SendResult {
   return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(ms) };

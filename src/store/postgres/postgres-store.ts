@@ -344,8 +344,9 @@ export class PostgresStore implements Store {
   }
 
   async publishEvent(event: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult> {
-    const result = options?.client === undefined ? await this.publisher.publish(event, now) : await queue.publishEvent(this.pool, event, now, options.client);
-    if (options?.client === undefined && result.deliveries > 0) this.hinter.hint();
+    if (options?.client !== undefined) return queue.publishInHostTransaction(event, now, options.client);
+    const result = await this.publisher.publish(event, now);
+    if (result.deliveries > 0) this.hinter.hint();
     return result;
   }
 

@@ -398,7 +398,7 @@ export class SqliteStore implements Store {
     if (this.publishing.length > 0) setImmediate(() => this.commitPublishes());
     const results: ({ ok: true; value: PublishResult } | { ok: false; error: unknown })[] = [];
     try {
-      (this.walSync ? this.writeRelaxed.bind(this) : this.write.bind(this))(() => {
+      this.writeRelaxed(() => {
         for (const p of batch) {
           try {
             results.push({ ok: true, value: this.db.transaction(() => this.insertEvent(p.e, p.now))() });
@@ -411,13 +411,12 @@ export class SqliteStore implements Store {
       for (const p of batch) p.reject(error);
       return;
     }
-    const answer = () => batch.forEach((p, i) => {
+    const onDisk = this.walSync?.sync() ?? Promise.resolve();
+    onDisk.then(() => batch.forEach((p, i) => {
       const r = results[i]!;
       if (r.ok) p.resolve(r.value);
       else p.reject(r.error);
-    });
-    if (!this.walSync) return answer();
-    this.walSync.sync().then(answer, (error: unknown) => {
+    }), (error: unknown) => {
       // Stored, but not known to be on disk: answered as a failure, so the host publishes
       // again (its idempotency key, if it sent one, finds the stored event).
       for (const p of batch) p.reject(error);
