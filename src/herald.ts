@@ -72,7 +72,7 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
     log,
     now: Date.now,
     catalog: () => store.listResourceTypes(),
-    notify: () => dispatcher?.notify(),
+    notify: (fanOut) => dispatcher?.notify(fanOut),
     delivery: { sender, tokens },
     accessCheck:
       options.accessCheck ??

@@ -7,6 +7,7 @@ import { parseScope } from '../domain/scope.js';
 import type { Config } from '../config.js';
 import { originKey, type ClaimedDelivery, type DeliveryOutcome, type Store } from '../store/types.js';
 import { attemptDelivery } from './attempt.js';
+import { FanOutExpander } from './fan-out.js';
 import type { Transport } from './sender.js';
 import type { DeliveryTokens } from './tokens.js';
 
@@ -68,27 +69,36 @@ export class Dispatcher {
   private flushTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly claimAt: number;
+  /** Queues the rest of large fan-outs: deliveries are this process's work as much as sending them. */
+  private readonly fanOut: FanOutExpander;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.claimAt = Math.max(1, Math.floor(deps.config.delivery.concurrency / 4));
+    this.fanOut = new FanOutExpander({ store: deps.store, log: deps.log, pollIntervalMs: deps.config.delivery.pollIntervalMs, queued: () => this.notify() });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.loopDone = this.loop();
+    this.fanOut.start();
   }
 
-  /** A latency hint (an event was just published): look for work now instead of at the next poll. */
-  notify(): void {
+  /**
+   * A latency hint (an event was just published): look for work now instead of at the next
+   * poll. `fanOut`: the publish left part of its fan-out to be queued (Store.expandFanOut).
+   */
+  notify(fanOut = false): void {
     this.hinted = true;
     if (this.waiting === 'work') this.wakeUp?.();
+    if (fanOut) this.fanOut.notify();
   }
 
   /** Stops claiming, lets in-flight sends finish and records their outcomes. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    await this.fanOut.stop();
     this.wakeUp?.();
     await this.loopDone;
     while (this.inflight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));

@@ -13,8 +13,8 @@ export interface Core {
   log: Logger;
   now: () => number;
   catalog: () => Promise<ResourceType[]>;
-  /** Latency hint to the local dispatcher that deliveries were queued. */
-  notify: () => void;
+  /** Latency hint to the local dispatcher that deliveries were queued; `fanOut`: and that a fan-out is left to queue. */
+  notify: (fanOut?: boolean) => void;
   /** The sending side, shared with the dispatcher (test pings use it on API-only processes too). */
   delivery: { sender: Transport; tokens: DeliveryTokens };
   /** The host's instance-level access check for resource subscriptions, if it registered one. */

@@ -214,3 +214,53 @@ export const CLAIM_FROM = `FROM deliveries d
   LEFT JOIN companies c ON c.id = d.company_id
   LEFT JOIN users u ON u.id = s.user_id
   LEFT JOIN roles r ON r.company_id = u.company_id AND r.name = u.role`;
+
+/**
+ * A publish queues the deliveries of at most this many subscriptions in its own transaction;
+ * the rest of a larger fan-out is stored as a `fanouts` row (migration 008) and queued after
+ * the publish has answered, this many per transaction (Store.expandFanOut). Measured (bench,
+ * one event to 10,000 subscriptions, all queued by the publish): the publish answered in
+ * 64 ms on SQLite and 162 ms on PostgreSQL, and its transaction held SQLite's writer (and the
+ * event loop) all that time; 1,000 take a tenth of that.
+ */
+export const FAN_OUT_CHUNK = 1000;
+
+/** The parameters of one fan-out chunk of an event, the same at publish and when expanding. */
+export interface FanOutChunk {
+  event_id: string;
+  company_id: string;
+  channel: string;
+  /** The event's `resources`, as JSON text. */
+  resources: string;
+  /** The resource type of the event's object: the channel's `object` part. */
+  object_type: string;
+  object_id: string;
+  /** Subscriptions with ids after this one (in id order), from where the last chunk stopped; '' for the first. */
+  after: string;
+  /** Subscriptions created after this time are not the event's audience (Number.MAX_SAFE_INTEGER at publish). */
+  before: number;
+  /** The deliveries' next_attempt_at: the event's publish time, so they queue in its place. */
+  due: number;
+}
+
+/** The first chunk of a new event's fan-out. */
+export function firstChunk(e: { id: string; company_id: string; channel: string; object: { id: string | number }; resources: Record<string, string> }, now: number): FanOutChunk {
+  return {
+    event_id: e.id,
+    company_id: e.company_id,
+    channel: e.channel,
+    resources: JSON.stringify(e.resources),
+    object_type: e.channel.slice(0, e.channel.indexOf('.')),
+    object_id: String(e.object.id),
+    after: '',
+    before: Number.MAX_SAFE_INTEGER,
+    due: now,
+  };
+}
+
+/** The next chunk of a stored event's fan-out: its `fanouts` row joined with the event (body as stored by eventBody). */
+export function nextChunk(r: Row): FanOutChunk {
+  const body = json<{ object: { id: string | number }; resources?: Record<string, string> }>(r.body);
+  const chunk = firstChunk({ id: str(r.event_id), company_id: str(r.company_id), channel: str(r.channel), object: body.object, resources: body.resources ?? {} }, num(r.created_at));
+  return { ...chunk, after: str(r.after_subscription), before: num(r.created_at) };
+}

@@ -77,6 +77,13 @@ export interface Store {
    */
   publishEvent(event: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult>;
   /**
+   * Queues the next chunk (FAN_OUT_CHUNK) of the oldest fan-out that its publish left
+   * unfinished (an event matching more subscriptions than that), in one transaction with the
+   * move of its cursor; null when none is left. Subscriptions created after the event are
+   * passed over. Several processes may call it at once: each works on a different fan-out.
+   */
+  expandFanOut(now: number): Promise<FanOutProgress | null>;
+  /**
    * Claims up to `limit` due deliveries for `leaseMs`: until then nobody else claims them; if
    * the claimer dies they come back by themselves. Returns everything needed to send them.
    * With `room`, at most `room.perOrigin` minus what the caller already has in flight to an
@@ -281,7 +288,16 @@ export interface StoredEvent extends NewEvent {
 export interface PublishResult {
   id: string;
   duplicate: boolean;
+  /** Deliveries queued by the publish itself: at most FAN_OUT_CHUNK, the rest follow (Store.expandFanOut). */
   deliveries: number;
+}
+
+export interface FanOutProgress {
+  event_id: string;
+  /** Deliveries this chunk queued. */
+  deliveries: number;
+  /** The event's fan-out is complete. */
+  done: boolean;
 }
 
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed' | 'dropped';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { newId } from '../../src/domain/ids.js';
 import { matchesResource } from '../../src/domain/subscription.js';
+import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import { originKey, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
@@ -204,6 +205,47 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.ok(dEarlier!.id < dLater!.id, `${dEarlier!.id} < ${dLater!.id}`);
       for (const s of [plain, proj1, other]) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
       await drain(T0 + 10);
+    });
+
+    test('a fan-out past FAN_OUT_CHUNK: the publish queues one chunk, expandFanOut the rest, each audience member once', async () => {
+      const DAY = 86_400_000;
+      const at = T0 - 10 * DAY; // older than every other test's event: the prune below touches only this one
+      const sub = (created: number, resource: Subscription['resource'] = null): Subscription => ({
+        id: newId('sub'), grant_id: grantId, ...owner(), channels: ['lead.create'], callback_url: 'https://app.example.com/h',
+        resource, headers: {}, content_type: 'form', created_at: created, updated_at: created,
+      });
+      const audience = Array.from({ length: 2 * FAN_OUT_CHUNK + 437 }, () => sub(at - 1));
+      const elsewhere = Array.from({ length: 50 }, () => sub(at - 1, { type: 'project', id: 'proj9' }));
+      for (const s of [...audience, ...elsewhere]) await store.createSubscription(s);
+      const e = event('lead.create', { resources: { project: 'proj1' } });
+      const r = await store.publishEvent(e, at);
+      assert.equal(r.deliveries, FAN_OUT_CHUNK);
+      // Created after the event: not its audience, wherever their ids fall.
+      const late = Array.from({ length: 20 }, () => sub(at + 1));
+      for (const s of late) await store.createSubscription(s);
+
+      const delivered: string[] = [];
+      const claimAll = async (now: number) => {
+        const claimed = await store.claimDueDeliveries(5000, now, 10_000);
+        delivered.push(...claimed.map((c) => c.subscription!.id));
+        await store.recordOutcomes(claimed.map((c) => ({ kind: 'dropped' as const, id: c.id, lease: c.lease, reason: 'test', at: now })));
+      };
+      await claimAll(at);
+      assert.equal(delivered.length, FAN_OUT_CHUNK);
+      // Its first chunk is finished, but the event stays until its fan-out is complete.
+      await store.prune(at + 1, 1000);
+      assert.equal((await store.listDeliveries({ event_id: e.id, limit: 10 })).length, 10);
+
+      const progress = [];
+      for (let p = await store.expandFanOut(at + 5); p; p = await store.expandFanOut(at + 5)) progress.push(p);
+      assert.deepEqual(progress, [
+        { event_id: e.id, deliveries: FAN_OUT_CHUNK, done: false },
+        { event_id: e.id, deliveries: 437, done: true },
+      ]);
+      await claimAll(at + 5); // queued in the event's place in line: due at its time
+      assert.equal(delivered.length, audience.length);
+      assert.deepEqual(new Set(delivered), new Set(audience.map((s) => s.id)));
+      for (const s of [...audience, ...elsewhere, ...late]) await store.deleteSubscription(owner(), s.id, 'cleanup', at);
     });
 
     test('claims lease deliveries: not claimed twice, back after the lease, only the holder records', async () => {

@@ -8,7 +8,7 @@ import {
 import {
   originKey,
   type App, type Attempt, type ClaimedDelivery, type ClaimRoom, type Company, type Delivery, type DeliveryFilter, type DeliveryOutcome,
-  type Grant, type NewAccessToken, type NewEvent, type Owner, type PublishOptions, type PublishResult, type Role, type SecretKind,
+  type FanOutProgress, type Grant, type NewAccessToken, type NewEvent, type Owner, type PublishOptions, type PublishResult, type Role, type SecretKind,
   type Store, type Subscription, type TokenContext, type User,
 } from '../types.js';
 import { sql, transaction, uniqueViolation, type Queryable, type Row } from './db.js';
@@ -348,6 +348,10 @@ export class PostgresStore implements Store {
     const result = await this.publisher.publish(event, now);
     if (result.deliveries > 0) this.hinter.hint();
     return result;
+  }
+
+  expandFanOut(now: number): Promise<FanOutProgress | null> {
+    return queue.expandFanOut(this.queuePool, now);
   }
 
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
 import { newTimedId, timePart } from '../../domain/ids.js';
-import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, originSql, claimMapper } from '../rows.js';
-import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type NewEvent, type PublishResult } from '../types.js';
+import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, claimMapper } from '../rows.js';
+import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, sql, transaction, type Queryable } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
@@ -123,19 +123,36 @@ async function inHostTransaction(client: unknown): Promise<Queryable> {
 }
 
 /**
+ * The subscriptions of the event in row `i` (company_id, channel, resources jsonb,
+ * object_type, object_id) that get a delivery, with the rule of matchesResource in
+ * domain/subscription.ts: no resource, or the event names the subscription's resource in
+ * `resources`, or the event's object is that resource. At most `max`, in subscription id
+ * order after `after` (subscription_channels' key order), created no later than `before`:
+ * one chunk of a FanOutChunk.
+ */
+const matching = (i: string, after: string, before: string, max: string) => `SELECT s.id, s.app_id, ${originSql('strpos')} AS origin
+  FROM subscription_channels c JOIN subscriptions s ON s.id = c.subscription_id
+  WHERE c.company_id = ${i}.company_id AND c.channel = ${i}.channel AND c.subscription_id > ${after} AND s.created_at <= ${before}
+    AND (s.resource_type IS NULL OR s.resource_id = ${i}.resources ->> s.resource_type OR (s.resource_type = ${i}.object_type AND s.resource_id = ${i}.object_id))
+  ORDER BY c.subscription_id LIMIT ${max}`;
+
+/**
+ * A delivery id, time-ordered like newTimedId's: `dlv_`, the time in base 36 (timePart), and
+ * the 16 bytes of a gen_random_uuid() (122 random bits) in base64url.
+ */
+const deliveryId = (timePart: string) => `'dlv_' || ${timePart} || translate(rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '='), '+/', '-_')`;
+
+/**
  * Publishes in one statement, so in one round trip (a publish was five: BEGIN, the event,
  * the subscriptions, the deliveries, COMMIT; at 1,000 publishes/s PostgreSQL publishes
  * queued for seconds, see bench/latency.ts). The events' fields come as arrays ($1…$11, one
  * element per event, `ord` its position). `ev` inserts those whose idempotency key is free
  * (two with one key in the batch: the first is stored, the second conflicts with it);
- * `queued` inserts one delivery per subscription to the event's channel that matches its
- * resources, with the rule of matchesResource in domain/subscription.ts: no resource, or the
- * event names the subscription's resource in `resources`, or the event's object is that
- * resource. Delivery ids are time-ordered like newTimedId's: `dlv_`, the publish time in base
- * 36 (timePart), and the 16 bytes of a gen_random_uuid() (122 random bits) in base64url.
- * Answers per event, in order: whether it was stored and how many deliveries it queued. With
- * `notify` (in the host's transaction) the NOTIFY is sent when deliveries were queued, and
- * delivered at COMMIT.
+ * `queued` inserts the first chunk of each one's deliveries (`matching`, at most $12:
+ * FAN_OUT_CHUNK), and `fanned` stores a `fanouts` row for each event whose chunk filled, so
+ * the dispatcher queues the rest (expandFanOut). Answers per event, in order: whether it was
+ * stored and how many deliveries it queued. With `notify` (in the host's transaction) the
+ * NOTIFY is sent when deliveries were queued, and delivered at COMMIT.
  */
 const publishSql = (notify: boolean) => `WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::jsonb[], $9::text[], $10::text[], $11::text[])
@@ -147,13 +164,14 @@ const publishSql = (notify: boolean) => `WITH input AS (
   RETURNING id
 ), queued AS (
   INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
-  SELECT 'dlv_' || i.time_part || translate(rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '='), '+/', '-_'),
-         i.id, s.id, i.company_id, s.app_id, i.channel, ${originSql('strpos')}, 'pending', 0, i.now, i.now, i.now
+  SELECT ${deliveryId('i.time_part')}, i.id, m.id, i.company_id, m.app_id, i.channel, m.origin, 'pending', 0, i.now, i.now, i.now
   FROM ev JOIN input i ON i.id = ev.id
-  JOIN subscription_channels c ON c.company_id = i.company_id AND c.channel = i.channel
-  JOIN subscriptions s ON s.id = c.subscription_id
-  WHERE s.resource_type IS NULL OR s.resource_id = i.resources ->> s.resource_type OR (s.resource_type = i.object_type AND s.resource_id = i.object_id)
-  RETURNING event_id
+  CROSS JOIN LATERAL (${matching('i', "''", `${Number.MAX_SAFE_INTEGER}`, '$12')}) m
+  RETURNING event_id, subscription_id
+), fanned AS (
+  INSERT INTO fanouts (event_id, after_subscription, created_at)
+  SELECT q.event_id, max(q.subscription_id), min(i.now) FROM queued q JOIN input i ON i.id = q.event_id
+  GROUP BY q.event_id HAVING count(*) >= $12
 )
 SELECT ev.id IS NOT NULL AS stored, COALESCE(q.n, 0)::int AS deliveries${notify ? `,
        (SELECT pg_notify('${NOTIFY_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM queued)) AS hint` : ''}
@@ -178,13 +196,47 @@ async function insertEvents(db: Queryable, batch: { e: NewEvent; now: number }[]
     ];
     row.forEach((v, i) => cols[i]!.push(v));
   }
-  const { rows } = own ? await prepared(db, 'publish', PUBLISH_SQL, cols) : await sql(db, PUBLISH_NOTIFY_SQL, cols);
+  const params = [...cols, FAN_OUT_CHUNK];
+  const { rows } = own ? await prepared(db, 'publish', PUBLISH_SQL, params) : await sql(db, PUBLISH_NOTIFY_SQL, params);
   return Promise.allSettled(batch.map(async ({ e }, i) => {
     if (rows[i]!.stored) return { id: e.id, duplicate: false, deliveries: Number(rows[i]!.deliveries) };
     const first = await sql(db, 'SELECT id FROM events WHERE company_id = $1 AND idempotency_key = $2', [e.company_id, e.idempotency_key]);
     if (!first.rows[0]) throw new Error(`event with idempotency key "${e.idempotency_key}" conflicted but cannot be read`);
     return { id: String(first.rows[0].id), duplicate: true, deliveries: 0 };
   }));
+}
+
+/** One chunk of a fan-out (FanOutChunk as $1…$11, FAN_OUT_CHUNK as $12): the deliveries queued, and the last subscription among them. */
+const EXPAND_SQL = `WITH i AS (
+  SELECT $1::text AS id, $2::text AS company_id, $3::text AS channel, $4::jsonb AS resources, $5::text AS object_type, $6::text AS object_id
+), queued AS (
+  INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT ${deliveryId('$11')}, i.id, m.id, i.company_id, m.app_id, i.channel, m.origin, 'pending', 0, $9, $10, $10
+  FROM i CROSS JOIN LATERAL (${matching('i', '$7::text', '$8::bigint', '$12')}) m
+  RETURNING subscription_id
+)
+SELECT count(*)::int AS n, max(subscription_id) AS last FROM queued`;
+
+/**
+ * Store.expandFanOut: the oldest unfinished fan-out nobody else is expanding (its row locked
+ * SKIP LOCKED until this transaction ends), its next chunk, and the move of its cursor (or
+ * the removal of its row when the chunk did not fill), in one transaction.
+ */
+export async function expandFanOut(pool: Pool, now: number): Promise<FanOutProgress | null> {
+  return transaction(pool, async (db) => {
+    const { rows } = await sql(db, `SELECT f.event_id, f.after_subscription, e.company_id, e.channel, e.body, e.created_at
+      FROM fanouts f JOIN events e ON e.id = f.event_id ORDER BY f.created_at LIMIT 1 FOR UPDATE OF f SKIP LOCKED`);
+    if (!rows[0]) return null;
+    const c = nextChunk(rows[0]);
+    const { rows: [q] } = await prepared(db, 'expand-fan-out', EXPAND_SQL, [
+      c.event_id, c.company_id, c.channel, c.resources, c.object_type, c.object_id, c.after, c.before, c.due, now, timePart(now), FAN_OUT_CHUNK,
+    ]);
+    const deliveries = Number(q!.n);
+    const done = deliveries < FAN_OUT_CHUNK;
+    if (done) await sql(db, 'DELETE FROM fanouts WHERE event_id = $1', [c.event_id]);
+    else await sql(db, 'UPDATE fanouts SET after_subscription = $2 WHERE event_id = $1', [c.event_id, q!.last]);
+    return { event_id: c.event_id, deliveries, done };
+  });
 }
 
 /**

@@ -10,9 +10,10 @@ import { sql } from './db.js';
  * holds is left for the next run instead of waited for, and several Herald processes
  * pruning at once share the work instead of queueing behind each other.
  *
- * An event goes when it was created before the cutoff and none of its deliveries is pending
- * or changed since the cutoff; nothing can bring a delivery back to pending or add one to an
- * old event, so that cannot change under the statement. Its deliveries are locked SKIP
+ * An event goes when it was created before the cutoff, none of its deliveries is pending
+ * or changed since the cutoff, and its fan-out is complete (no `fanouts` row); nothing can
+ * bring a delivery back to pending or add one to an old event whose fan-out is complete, so
+ * that cannot change under the statement. Its deliveries are locked SKIP
  * LOCKED too, and an event goes only with all of them: one that someone holds keeps its
  * event for the next run. Events are walked in (created_at, id) order from where the
  * previous batch stopped, so an event kept (still pending) is passed once per run, not once
@@ -23,6 +24,7 @@ const PRUNE_EVENTS = `WITH candidates AS MATERIALIZED (
   SELECT e.id, e.created_at FROM events e
   WHERE e.created_at < $1 AND (e.created_at, e.id) > ($3::bigint, $4::text)
     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND (p.status = 'pending' OR p.updated_at >= $1))
+    AND NOT EXISTS (SELECT 1 FROM fanouts f WHERE f.event_id = e.id)
   ORDER BY e.created_at, e.id
   LIMIT $2
   FOR UPDATE SKIP LOCKED

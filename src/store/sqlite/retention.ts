@@ -10,13 +10,15 @@ type Row = Record<string, unknown>;
  * (better-sqlite3 is synchronous): publishes, claims and HTTP requests go on while a large
  * backlog is pruned.
  *
- * An event goes when it was created before the cutoff and none of its deliveries is pending
- * or changed since the cutoff. Events are walked in (created_at, id) order from where the
- * previous batch stopped, so an old event still pending is passed once per run.
+ * An event goes when it was created before the cutoff, none of its deliveries is pending
+ * or changed since the cutoff, and its fan-out is complete (no `fanouts` row). Events are
+ * walked in (created_at, id) order from where the previous batch stopped, so an old event
+ * still pending is passed once per run.
  */
 const DOOMED_EVENTS = `SELECT e.id, e.created_at FROM events e
   WHERE e.created_at < @before AND (e.created_at, e.id) > (@afterCreatedAt, @afterId)
     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND (p.status = 'pending' OR p.updated_at >= @before))
+    AND NOT EXISTS (SELECT 1 FROM fanouts f WHERE f.event_id = e.id)
   ORDER BY e.created_at, e.id
   LIMIT @n`;
 
