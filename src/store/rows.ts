@@ -137,13 +137,6 @@ export const COLUMNS = {
   users: ['id', 'company_id', 'email', 'name', 'role', 'created_at', 'updated_at'],
 } as const;
 
-/** The columns of table `alias` out of a joined row (see prefixed). */
-function columnsOf(row: Row, alias: string, columns: readonly string[]): Row {
-  const out: Row = {};
-  for (const c of columns) out[c] = row[`${alias}__${c}`];
-  return out;
-}
-
 /**
  * Maps the joined claim rows (aliases e, s, a, g, c, u and role_*) of one claim to claimed
  * deliveries. Within a claim most rows share their event, app, grant, company, user and role
@@ -151,34 +144,63 @@ function columnsOf(row: Row, alias: string, columns: readonly string[]): Row {
  * once per claim and the deliveries share the object; none of them is mutated downstream.
  * Mapping every row afresh, walking all 53 columns per alias, was 12% of Herald's time at
  * 2,000 deliveries/s on SQLite (56 us per row).
+ *
+ * Rows come as arrays (better-sqlite3's raw mode, pg's rowMode 'array'), `names` the result's
+ * column names, each looked up once per claim. Measured (32-row claim on SQLite, the bench's
+ * shape): better-sqlite3 took 14.2 us per row to build the 53-key row objects, 7.3 us for
+ * arrays.
  */
-export function claimMapper(lease: string): (row: Row) => ClaimedDelivery {
-  const seen = new Map<string, unknown>();
-  const once = <T>(key: string, make: () => T): T => {
-    if (!seen.has(key)) seen.set(key, make());
-    return seen.get(key) as T;
+export function claimMapper(lease: string, names: readonly string[]): (row: readonly unknown[]) => ClaimedDelivery {
+  const at = new Map(names.map((n, i) => [n, i]));
+  const index = (name: string): number => {
+    const i = at.get(name);
+    if (i === undefined) throw new Error(`claim row has no column ${name}`);
+    return i;
   };
-  /** Null when the LEFT JOIN found nothing (the table's id is null). */
-  const table = <T>(row: Row, alias: string, columns: readonly string[], map: (r: Row) => T): T | null => {
-    const id = row[`${alias}__id`];
-    return id === null || id === undefined ? null : once(`${alias}:${String(id)}`, () => map(columnsOf(row, alias, columns)));
+  const seen = new Map<string, unknown>();
+  /** Table `alias` of a row, mapped once per id; null when the LEFT JOIN found nothing (the table's id is null). */
+  const table = <T>(alias: string, columns: readonly string[], map: (r: Row) => T): ((row: readonly unknown[]) => T | null) => {
+    const idAt = index(`${alias}__id`);
+    const columnAt = columns.map((c) => index(`${alias}__${c}`));
+    return (row) => {
+      const id = row[idAt];
+      if (id === null || id === undefined) return null;
+      const key = `${alias}:${String(id)}`;
+      if (!seen.has(key)) {
+        const r: Row = {};
+        columns.forEach((c, k) => (r[c] = row[columnAt[k]!]));
+        seen.set(key, map(r));
+      }
+      return seen.get(key) as T;
+    };
+  };
+  const event = table('e', COLUMNS.events, toEvent);
+  const subscription = table('s', COLUMNS.subscriptions, toSubscription);
+  const app = table('a', COLUMNS.apps, toApp);
+  const grant = table('g', COLUMNS.grants, toGrant);
+  const company = table('c', COLUMNS.companies, toCompany);
+  const user = table('u', COLUMNS.users, toUser);
+  // role_* columns are not prefixed: a role is named by its company and name.
+  const [idAt, attemptsAt, roleNameAt, rolePermissionsAt, roleCompanyAt] = ['id', 'attempts', 'role_name', 'role_permissions', 'role_company_id'].map(index) as [number, number, number, number, number];
+  const role = (row: readonly unknown[]): Role | null => {
+    const name = row[roleNameAt];
+    if (name === null || name === undefined) return null;
+    const key = `role:${String(row[roleCompanyAt])}/${String(name)}`;
+    if (!seen.has(key)) seen.set(key, toRole({ company_id: row[roleCompanyAt], name, permissions: row[rolePermissionsAt] }));
+    return seen.get(key) as Role;
   };
   return (row) => ({
-    id: String(row.id),
+    id: String(row[idAt]),
     lease,
-    attempts: Number(row.attempts),
-    event: table(row, 'e', COLUMNS.events, toEvent)!,
-    subscription: table(row, 's', COLUMNS.subscriptions, toSubscription),
-    app: table(row, 'a', COLUMNS.apps, toApp),
+    attempts: Number(row[attemptsAt]),
+    event: event(row)!,
+    subscription: subscription(row),
+    app: app(row),
     previousSecrets: [],
-    grant: table(row, 'g', COLUMNS.grants, toGrant),
-    company: table(row, 'c', COLUMNS.companies, toCompany),
-    user: table(row, 'u', COLUMNS.users, toUser),
-    // role_* columns are not prefixed: a role is named by its company and name.
-    role: row.role_name === null || row.role_name === undefined
-      ? null
-      : once(`role:${String(row.role_company_id)}/${String(row.role_name)}`, () =>
-        toRole({ company_id: row.role_company_id, name: row.role_name, permissions: row.role_permissions })),
+    grant: grant(row),
+    company: company(row),
+    user: user(row),
+    role: role(row),
   });
 }
 

@@ -4,7 +4,7 @@ import { HeraldError } from '../../domain/errors.js';
 import { newTimedId, timePart } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
-import { prepared, sql, transaction, type Queryable } from './db.js';
+import { prepared, preparedArrays, sql, transaction, type Queryable } from './db.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
@@ -396,7 +396,7 @@ export async function claimDueDeliveries(pool: Pool, limit: number, now: number,
  * array. By primary key: there is no index on lease_token (migration 007).
  */
 async function selectClaimed(db: Queryable, lease: string, ids: string[]): Promise<ClaimedDelivery[]> {
-  const { rows } = await prepared(
+  const { rows, names } = await preparedArrays(
     db,
     'select_claimed',
     `SELECT ${CLAIM_COLUMNS},
@@ -408,10 +408,11 @@ async function selectClaimed(db: Queryable, lease: string, ids: string[]): Promi
      WHERE d.id = ANY($3::text[]) AND d.lease_token = $1`,
     [lease, Date.now(), ids],
   );
-  const map = claimMapper(lease);
+  const map = claimMapper(lease, names);
+  const secretsAt = names.indexOf('previous_secrets');
   return rows.map((row) => {
     const d = map(row);
-    d.previousSecrets = d.app ? (row.previous_secrets as string[]) : [];
+    d.previousSecrets = d.app ? (row[secretsAt] as string[]) : [];
     return d;
   });
 }

@@ -518,8 +518,9 @@ export class SqliteStore implements Store {
   }
 
   private async selectClaimed(lease: string, ids: string[]): Promise<ClaimedDelivery[]> {
-    const rows = this.q(`SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id IN (SELECT value FROM json_each(?)) AND d.lease_token = ?`).all(JSON.stringify(ids), lease) as Row[];
-    const claimed = rows.map(claimMapper(lease));
+    const select = this.q(`SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id IN (SELECT value FROM json_each(?)) AND d.lease_token = ?`).raw(true);
+    const rows = select.all(JSON.stringify(ids), lease) as unknown[][];
+    const claimed = rows.map(claimMapper(lease, select.columns().map((c) => c.name)));
     const now = Date.now();
     const previous = new Map<string, Promise<string[]>>();
     for (const d of claimed) {
