@@ -228,7 +228,8 @@ export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url,
  */
 export const CLAIM_WINDOW = 2;
 
-export const CLAIM_FROM = `FROM deliveries d
+/** CLAIM_FROM over `source`, a relation aliased `d` with the deliveries' id, attempts, event_id, subscription_id, app_id and company_id. */
+export const claimFrom = (source = 'deliveries d') => `FROM ${source}
   JOIN events e ON e.id = d.event_id
   LEFT JOIN subscriptions s ON s.id = d.subscription_id
   LEFT JOIN apps a ON a.id = d.app_id
@@ -236,6 +237,7 @@ export const CLAIM_FROM = `FROM deliveries d
   LEFT JOIN companies c ON c.id = d.company_id
   LEFT JOIN users u ON u.id = s.user_id
   LEFT JOIN roles r ON r.company_id = u.company_id AND r.name = u.role`;
+export const CLAIM_FROM = claimFrom();
 
 /**
  * A publish queues the deliveries of at most this many subscriptions in its own transaction;
