@@ -1,6 +1,7 @@
 import type { BenchConfig, Engine } from './config.js';
 import { HeraldApi, openCounter, waitUntilDrained } from './herald-process.js';
 import { postgresMeter, publishOne, seedApp, seedTenant, withHerald } from './herald.js';
+import { originKey } from '../src/store/types.js';
 import { Receiver } from './receiver.js';
 import { cpuMeter, machineMeter, mapLimit, round, type MachineLoad } from './util.js';
 
@@ -53,10 +54,10 @@ export async function runHangingOnce(engine: Engine, cfg: BenchConfig, hang: boo
     return await withHerald(engine, cfg, `herald-hanging-${engine}-${hang ? 'hang' : 'ok'}`, async (herald, databaseUrl) => {
       const api = new HeraldApi(herald.url, Math.max(cfg.seedConcurrency, cfg.publishConcurrency));
       const tenant = await seedTenant(api);
-      const appIds: string[] = [];
-      for (const [i, url] of receiver.urls.entries()) appIds.push(await seedApp(api, tenant, url, subs, cfg.seedConcurrency, `Origin ${i}`));
-      const healthy = await openCounter(databaseUrl, appIds.slice(1));
-      const origin0 = await openCounter(databaseUrl, appIds.slice(0, 1));
+      for (const [i, url] of receiver.urls.entries()) await seedApp(api, tenant, url, subs, cfg.seedConcurrency, `Origin ${i}`);
+      const keys = receiver.urls.map((url) => originKey(`${url}/`));
+      const healthy = await openCounter(databaseUrl, keys.slice(1));
+      const origin0 = await openCounter(databaseUrl, keys.slice(0, 1));
       await receiver.counts(true);
       const heraldCpu = cpuMeter(herald.pid);
       const pgCpu = engine === 'postgres' ? postgresMeter(databaseUrl) : null;

@@ -141,12 +141,16 @@ export interface DeliveryCounter {
 }
 
 /**
- * `appIds` limits both counts to the deliveries of those apps (the hanging scenario counts
- * the healthy origins apart, one app per origin).
+ * `origins` (receiver origins as deliveries store them, `http://127.0.0.1:port/`) limits the
+ * counts to the deliveries to those origins (the hanging scenario counts the healthy ones
+ * apart). `anyPending` then probes deliveries_due_origin once per origin. (Filtered by app
+ * instead, the probe walked the hanging origin's pending backlog on every poll: 3.3 ms a
+ * poll on PostgreSQL by the end of a 10 s run, CPU taken from the Herald being measured in
+ * that run only.)
  */
-export async function openCounter(databaseUrl: string, appIds?: readonly string[]): Promise<DeliveryCounter> {
+export async function openCounter(databaseUrl: string, origins?: readonly string[]): Promise<DeliveryCounter> {
   const sqlite = databaseUrl.startsWith('sqlite:');
-  const only = !appIds ? '' : sqlite ? ` AND app_id IN (${appIds.map(() => '?').join(', ')})` : ' AND app_id = ANY($1)';
+  const only = !origins ? '' : sqlite ? ` AND origin IN (${origins.map(() => '?').join(', ')})` : ' AND origin = ANY($1)';
   const PENDING = `SELECT count(*) AS n FROM deliveries WHERE status = 'pending'${only}`;
   const ANY_PENDING = `SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending'${only}) AS any`;
   const STATUSES = `SELECT status, count(*) AS n FROM deliveries WHERE true${only} GROUP BY status`;
@@ -158,7 +162,7 @@ export async function openCounter(databaseUrl: string, appIds?: readonly string[
     const anyPending = db.prepare(ANY_PENDING);
     const statuses = db.prepare(STATUSES);
     const attempts = db.prepare(ATTEMPTS);
-    const params = appIds ?? [];
+    const params = origins ?? [];
     return {
       anyPending: async () => (anyPending.get(...params) as { any: number }).any === 1,
       pending: async () => (pending.get(...params) as { n: number }).n,
@@ -173,7 +177,7 @@ export async function openCounter(databaseUrl: string, appIds?: readonly string[
   let lost: Error | null = null;
   client.on('error', (err) => (lost = err));
   await client.connect();
-  const params = appIds ? [appIds] : [];
+  const params = origins ? [origins] : [];
   return {
     anyPending: async () => (await client.query<{ any: boolean }>(ANY_PENDING, params)).rows[0]!.any,
     pending: async () => Number((await client.query<{ n: string }>(PENDING, params)).rows[0]!.n),
