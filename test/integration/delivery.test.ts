@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
 import { Sender, type Transport } from '../../src/delivery/sender.js';
 import { ThreadedSender } from '../../src/delivery/send-thread.js';
+import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import type { DeliveryConfig } from '../../src/config.js';
 import { Receiver } from '../support/receiver.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -207,6 +208,29 @@ describe('policies that need their own server', () => {
       hanging.closeAllConnections();
       await new Promise((resolve) => hanging.close(resolve));
       await healthy.close();
+    }
+  });
+
+  test('an event to more subscriptions than a publish queues: the rest follow at once, each subscription gets one delivery', async () => {
+    const rx = await Receiver.start();
+    // A poll of a minute: the rest of the fan-out can only come from the publish's hint.
+    const s = await startServer({ HERALD_POLL_INTERVAL: '1m' });
+    try {
+      const story = await seedStory(s, `${rx.url}/`);
+      const n = FAN_OUT_CHUNK + 150;
+      const ids = Array.from({ length: n }, (_, i) => i);
+      for (let i = 0; i < n; i += 25) {
+        await Promise.all(ids.slice(i, i + 25).map((k) => subscribe(s, story.token, { channel: 'client.create', callback_url: `${rx.url}/h/${k}` })));
+      }
+      await publishEvent(s, { channel: 'client.create', company_id: story.companyId, object: { id: 'c1' } });
+      await rx.waitFor(n, 30_000);
+      assert.equal(new Set(rx.received.map((r) => r.path)).size, n);
+      assert.equal(new Set(rx.received.map((r) => r.headers['webhook-id'])).size, n);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(rx.received.length, n, 'no subscription got a second delivery');
+    } finally {
+      await s.stop();
+      await rx.close();
     }
   });
 
