@@ -211,6 +211,42 @@ describe('policies that need their own server', () => {
     }
   });
 
+  test('sends that hang stop counting against HERALD_CONCURRENCY after a second: another origin gets slots long before the timeout', async () => {
+    let open = 0;
+    const hanging = createServer((req) => {
+      open++;
+      req.resume();
+      req.socket.once('close', () => open--);
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    const healthy = await Receiver.start();
+    // The hanging origin may take every slot; its requests time out only after 20 s.
+    const s = await startServer({
+      HERALD_CONCURRENCY: '4', HERALD_CONNECTIONS_PER_ORIGIN: '4', HERALD_MAX_IN_FLIGHT_PER_ORIGIN: '4',
+      HERALD_DELIVERY_TIMEOUT: '20s', HERALD_LEASE: '60s',
+    });
+    try {
+      const story = await seedStory(s, `${hangingUrl}/`);
+      await subscribe(s, story.token, { channel: 'client.update', callback_url: `${hangingUrl}/hook` });
+      const other = await ok(s.admin('POST', '/admin/apps', { name: 'Other', url: `${healthy.url}/` }), 201);
+      const grant = await ok(s.admin('POST', '/admin/grants', { app_id: other.id, user_id: story.userId, scope: 'api/subs clients' }), 201);
+      await subscribe(s, grant.access_token, { channel: 'client.create', callback_url: `${healthy.url}/hook` });
+      for (let i = 0; i < 4; i++) await publishEvent(s, { channel: 'client.update', company_id: story.companyId, object: { id: `u${i}` } });
+      for (let i = 0; i < 50 && open < 4; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(open, 4, 'the hanging receiver holds every slot');
+      for (let i = 0; i < 6; i++) await publishEvent(s, { channel: 'client.create', company_id: story.companyId, object: { id: `c${i}` } });
+      // Counted against the concurrency, the four hanging sends would keep these waiting 20 s.
+      await healthy.waitFor(6, 10_000);
+      assert.equal(open, 4, 'the hanging origin got no more than its cap');
+    } finally {
+      hanging.closeAllConnections(); // the hanging sends end now, not at the timeout, so stop() does not wait for them
+      await s.stop();
+      await new Promise((resolve) => hanging.close(resolve));
+      await healthy.close();
+    }
+  });
+
   test('an event to more subscriptions than a publish queues: the rest follow at once, each subscription gets one delivery', async () => {
     const rx = await Receiver.start();
     // A poll of a minute: the rest of the fan-out can only come from the publish's hint.
