@@ -78,6 +78,8 @@ export class PostgresStore implements Store {
   private readonly hinter: queue.Hinter;
   private readonly publisher: queue.PublishBatcher;
   private readonly listeners = new Set<() => Promise<void>>();
+  /** This process's claims' memory of a blocked queue head (queue.ClaimState). */
+  private readonly claimState: queue.ClaimState = { walkUntil: 0 };
 
   constructor(private readonly url: string) {
     this.pool = openPool(url, {});
@@ -363,7 +365,7 @@ export class PostgresStore implements Store {
   }
 
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
-    return queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room);
+    return queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room, this.claimState);
   }
 
   createPing(event: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {

@@ -395,19 +395,38 @@ export const CLAIM_BY_ORIGIN_SQL = `WITH RECURSIVE origins AS (
 )
 ${claimedRows('$1')}`;
 
-export async function claimDueDeliveries(pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
+/**
+ * Where claims with room start: normally with the window (CLAIM_WITH_ROOM_SQL), falling back
+ * to the walk over origins when the window is all origins without room. After such a
+ * fallback the head of the queue is probably still blocked (a receiver that hangs keeps its
+ * backlog there), so for HEAD_BLOCKED_MS claims start with the walk and skip the window that
+ * would find nothing. Measured (bench hanging scenario, PostgreSQL, 300 events): the window
+ * ran before each of 1,465 walks and claimed 2,114 of 28,498 deliveries.
+ */
+export interface ClaimState {
+  walkUntil: number;
+}
+
+const HEAD_BLOCKED_MS = 1000;
+
+export async function claimDueDeliveries(
+  pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom, state: ClaimState = { walkUntil: 0 },
+): Promise<ClaimedDelivery[]> {
   const lease = newLease();
   if (!room) return claimedFrom(lease, await preparedArrays(pool, 'claim', CLAIM_SQL, [now, limit, leaseMs, lease]));
+  const inFlight = { ...Object.fromEntries(room.inFlight) };
+  const walk = async (n: number) =>
+    claimedFrom(lease, await preparedArrays(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, n, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]));
+  if (now < state.walkUntil) return walk(limit);
   const window = limit * CLAIM_WINDOW;
-  const first = await preparedArrays(pool, 'claim_with_room', CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(Object.fromEntries(room.inFlight)), room.perOrigin]);
+  const first = await preparedArrays(pool, 'claim_with_room', CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(inFlight), room.perOrigin]);
   const claimed = claimedFrom(lease, first);
   const head = first.rows[0]!;
   if (claimed.length < limit && Number(head[first.names.indexOf('seen')]) === window) {
-    const inFlight = { ...Object.fromEntries(room.inFlight) };
+    state.walkUntil = now + HEAD_BLOCKED_MS;
     const taken = (head[first.names.indexOf('taken')] ?? {}) as Record<string, number>;
     for (const [origin, n] of Object.entries(taken)) inFlight[origin] = (inFlight[origin] ?? 0) + n;
-    const more = await preparedArrays(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, limit - claimed.length, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]);
-    claimed.push(...claimedFrom(lease, more));
+    claimed.push(...(await walk(limit - claimed.length)));
   }
   return claimed;
 }
