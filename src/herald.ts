@@ -86,7 +86,7 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
   }
   // Other processes' publishes wake this dispatcher at once (a hint; polling stays the backstop).
   const worker = dispatcher;
-  const unlisten = worker && store.listen ? await store.listen(() => worker.notify()) : null;
+  const unlisten = worker && store.listen ? await store.listen((fanOut) => worker.notify(fanOut)) : null;
 
   let http: FastifyInstance | null = null;
   if (options.api !== false) {

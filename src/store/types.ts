@@ -22,7 +22,7 @@ export interface Store {
    * Only a latency hint: the dispatcher's polling stays the backstop. Resolves to a function
    * that stops listening; close() stops any listener still open.
    */
-  listen?(onWork: () => void): Promise<() => Promise<void>>;
+  listen?(onWork: (fanOut: boolean) => void): Promise<() => Promise<void>>;
 
   /** Stores `value` under `key` unless one is there; returns whichever is stored. */
   settingIfAbsent(key: string, value: string): Promise<string>;

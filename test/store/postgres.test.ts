@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { newId } from '../../src/domain/ids.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import type { Store } from '../../src/store/types.js';
 import { freshPostgresUrl, type FreshPostgres } from '../support/postgres.js';
 import { storeContract } from './contract.js';
@@ -48,7 +49,7 @@ async function seed(store: Store, channels: string[]) {
   const event = (channel = channels[0]!) => ({
     id: newId('evt'), company_id: co, channel, object: { id: 'c1' }, links: [], resources: {}, user_id: null, idempotency_key: null,
   });
-  return { sub, event };
+  return { sub, event, owner: { co, usr, app, grt } };
 }
 
 describe('PostgreSQL engine specifics', () => {
@@ -118,11 +119,17 @@ describe('PostgreSQL engine specifics', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    const stop = await store.listen(() => woken++);
+    const fanOut: boolean[] = [];
+    const stop = await store.listen((f) => {
+      woken++;
+      fanOut.push(f);
+    });
     assert.equal(woken, 1, 'once on connect');
+    assert.equal(fanOut[0], true, 'on connect a fan-out may have been announced while away');
     const { event } = await seed(store, ['client.create']);
     await store.publishEvent(event(), 1);
     await waitFor(2);
+    assert.equal(fanOut[1], false, 'an ordinary publish');
 
     const killer = new pg.Client({ connectionString: db.url });
     await killer.connect();
@@ -133,6 +140,42 @@ describe('PostgreSQL engine specifics', () => {
     await store.publishEvent(event(), 2);
     await waitFor(4);
     await stop();
+  });
+
+  test('listen: a publish that leaves part of its fan-out says so, on Herald\'s pool and in a host\'s transaction', async () => {
+    const { event, owner } = await seed(store, ['client.merge']);
+    for (let i = 0; i < FAN_OUT_CHUNK; i++) {
+      await store.createSubscription({
+        id: newId('sub'), grant_id: owner.grt, app_id: owner.app, user_id: owner.usr, company_id: owner.co, channels: ['client.merge'],
+        callback_url: 'https://a.example/h', resource: null, headers: {}, content_type: 'form', created_at: 1, updated_at: 1,
+      });
+    }
+    const hints: boolean[] = [];
+    const stop = await store.listen((f) => hints.push(f));
+    const waitFor = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (hints.length < n) {
+        if (Date.now() > deadline) throw new Error(`${hints.length} hints, expected ${n}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await waitFor(1); // on connect
+    assert.equal((await store.publishEvent(event(), 5)).deliveries, FAN_OUT_CHUNK);
+    await waitFor(2);
+    assert.equal(hints[1], true);
+    const host = new pg.Client({ connectionString: db.url });
+    await host.connect();
+    try {
+      await host.query('BEGIN');
+      await store.publishEvent(event(), 6, { client: host });
+      await host.query('COMMIT');
+    } finally {
+      await host.end();
+    }
+    await waitFor(3);
+    assert.equal(hints[2], true);
+    await stop();
+    while (await store.expandFanOut(7)); // leaves nothing to queue for the tests after
   });
 
   test('prune skips rows another transaction holds instead of waiting for them', async () => {

@@ -1,5 +1,8 @@
 import pg from 'pg';
 
+/** The NOTIFY payload of a hint whose publishes left a fan-out to queue (Store.expandFanOut). */
+export const FAN_OUT_HINT = 'fanout';
+
 /** Reconnect delays grow 250 ms, 500 ms, 1 s, … up to this, with jitter. */
 const MAX_BACKOFF_MS = 30_000;
 
@@ -7,11 +10,12 @@ const MAX_BACKOFF_MS = 30_000;
  * LISTEN on a dedicated connection (a pooled one would be handed to other queries and lose
  * the subscription). A notification is only a latency hint: the dispatcher keeps polling as
  * the backstop. Notifications sent while the connection is down are lost, so `onWork` is
- * also called once after every (re)connect, and the listener reconnects with backoff for as
+ * also called once after every (re)connect (as if a fan-out were waiting: one could have been
+ * announced meanwhile), and the listener reconnects with backoff for as
  * long as it is open. Resolves once the first attempt has connected or failed (a failure
  * keeps retrying in the background; polling covers the gap).
  */
-export async function listen(connectionString: string, channel: string, onWork: () => void): Promise<() => Promise<void>> {
+export async function listen(connectionString: string, channel: string, onWork: (fanOut: boolean) => void): Promise<() => Promise<void>> {
   let closed = false;
   let client: pg.Client | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -35,7 +39,7 @@ export async function listen(connectionString: string, channel: string, onWork: 
     c.on('error', onLost);
     c.on('end', onLost);
     c.on('notification', (n) => {
-      if (n.channel === channel) onWork();
+      if (n.channel === channel) onWork(n.payload === FAN_OUT_HINT);
     });
     try {
       await c.connect();
@@ -51,7 +55,7 @@ export async function listen(connectionString: string, channel: string, onWork: 
     }
     client = c;
     failures = 0;
-    onWork();
+    onWork(true);
   };
 
   const retry = () => {

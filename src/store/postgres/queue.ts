@@ -5,6 +5,7 @@ import { newTimedId, timePart } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, claimFrom, CLAIM_WINDOW, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, preparedArrays, sql, transaction, type Queryable } from './db.js';
+import { FAN_OUT_HINT } from './listen.js';
 
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
@@ -172,9 +173,11 @@ const publishSql = (notify: boolean) => `WITH input AS (
   INSERT INTO fanouts (event_id, after_subscription, created_at)
   SELECT q.event_id, max(q.subscription_id), min(i.now) FROM queued q JOIN input i ON i.id = q.event_id
   GROUP BY q.event_id HAVING count(*) >= $12
+  RETURNING event_id
 )
 SELECT ev.id IS NOT NULL AS stored, COALESCE(q.n, 0)::int AS deliveries${notify ? `,
-       (SELECT pg_notify('${NOTIFY_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM queued)) AS hint` : ''}
+       (SELECT pg_notify('${NOTIFY_CHANNEL}', CASE WHEN EXISTS (SELECT 1 FROM fanned) THEN '${FAN_OUT_HINT}' ELSE '' END)
+        WHERE EXISTS (SELECT 1 FROM queued)) AS hint` : ''}
 FROM input i LEFT JOIN ev ON ev.id = i.id
 LEFT JOIN (SELECT event_id, count(*) AS n FROM queued GROUP BY event_id) q ON q.event_id = i.id
 ORDER BY i.ord`;
@@ -227,6 +230,10 @@ export async function expandFanOut(pool: Pool, now: number): Promise<FanOutProgr
     const { rows } = await sql(db, `SELECT f.event_id, f.after_subscription, e.company_id, e.channel, e.body, e.created_at
       FROM fanouts f JOIN events e ON e.id = f.event_id ORDER BY f.created_at LIMIT 1 FOR UPDATE OF f SKIP LOCKED`);
     if (!rows[0]) return null;
+    // Committed durably, unlike the rest of the queue pool's work: a chunk lost to a crash of
+    // the server after its deliveries were sent would be queued again under new delivery ids,
+    // duplicates a receiver could not tell by webhook-id.
+    await sql(db, 'SET LOCAL synchronous_commit = on');
     const c = nextChunk(rows[0]);
     const { rows: [q] } = await prepared(db, 'expand-fan-out', EXPAND_SQL, [
       c.event_id, c.company_id, c.channel, c.resources, c.object_type, c.object_id, c.after, c.before, c.due, now, timePart(now), FAN_OUT_CHUNK,
@@ -248,16 +255,22 @@ export async function expandFanOut(pool: Pool, now: number): Promise<FanOutProgr
 export class Hinter {
   private sending = false;
   private again = false;
+  /** A hint held back by the interval was for publishes that left a fan-out. */
+  private fanOut = false;
 
   constructor(private readonly pool: Pool) {}
 
-  hint(): void {
+  /** `fanOut`: the publishes left part of a fan-out to queue; the payload says so (FAN_OUT_HINT). */
+  hint(fanOut = false): void {
+    this.fanOut ||= fanOut;
     if (this.sending) {
       this.again = true;
       return;
     }
     this.sending = true;
-    void sql(this.pool, `SELECT pg_notify('${NOTIFY_CHANNEL}', '')`)
+    const payload = this.fanOut ? FAN_OUT_HINT : '';
+    this.fanOut = false;
+    void sql(this.pool, `SELECT pg_notify('${NOTIFY_CHANNEL}', $1)`, [payload])
       .catch(() => undefined)
       .finally(() => setTimeout(() => {
         this.sending = false;

@@ -469,8 +469,10 @@ export class SqliteStore implements Store {
   async expandFanOut(now: number): Promise<FanOutProgress | null> {
     // Polled: most polls find none, and need no write lock to tell.
     if (this.q('SELECT 1 FROM fanouts LIMIT 1').get() === undefined) return null;
-    // Relaxed: a chunk lost to a power cut is lost with its move of the cursor, and queued again.
-    return this.writeRelaxed(() => {
+    // Durable (FULL), unlike the dispatcher's other bookkeeping: a chunk lost to a power cut
+    // after its deliveries were sent would be queued again under new delivery ids, duplicates
+    // a receiver could not tell by webhook-id.
+    return this.write(() => {
       const row = this.q(NEXT_FAN_OUT).get() as Row | undefined;
       if (!row) return null;
       const deliveries = this.fanOut(nextChunk(row), now);
