@@ -1,7 +1,7 @@
 import { isName, resolveChannel } from '../domain/catalog.js';
 import { HeraldError } from '../domain/errors.js';
 import { newTimedId } from '../domain/ids.js';
-import { FAN_OUT_CHUNK } from '../store/rows.js';
+import { leftFanOut } from '../store/rows.js';
 import type { PublishOptions, PublishResult } from '../store/types.js';
 import type { Core } from './context.js';
 import { companyExists, recentCatalog } from './hot.js';
@@ -93,8 +93,7 @@ export async function publish(core: Core, input: PublishInput, options?: Publish
     options?.client === undefined ? undefined : { client: options.client },
   );
   // In the host's transaction nothing is claimable before its COMMIT; the NOTIFY sent at
-  // that COMMIT wakes the dispatchers (polling remains the backstop). A publish whose first
-  // chunk filled has probably left the rest of its fan-out to the dispatcher's process.
-  if (result.deliveries > 0 && options?.client === undefined) core.notify(result.deliveries >= FAN_OUT_CHUNK);
+  // that COMMIT wakes the dispatchers (polling remains the backstop).
+  if (result.deliveries > 0 && options?.client === undefined) core.notify(leftFanOut(result));
   return result;
 }

@@ -249,6 +249,12 @@ export const CLAIM_FROM = claimFrom();
  */
 export const FAN_OUT_CHUNK = 1000;
 
+/**
+ * Whether a publish left part of its fan-out for Store.expandFanOut: its first chunk filled.
+ * (A chunk exactly full leaves a `fanouts` row whose expansion queues nothing and removes it.)
+ */
+export const leftFanOut = (r: { deliveries: number }): boolean => r.deliveries >= FAN_OUT_CHUNK;
+
 /** The parameters of one fan-out chunk of an event, the same at publish and when expanding. */
 export interface FanOutChunk {
   event_id: string;

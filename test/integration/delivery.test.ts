@@ -14,6 +14,49 @@ import { Receiver } from '../support/receiver.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { ok, publishEvent, seedStory, subscribe, waitForDeliveries, type Story } from '../support/story.js';
 
+/** A receiver that reads each request and never answers: what is open there is what Herald has in flight to it. */
+class HangingReceiver {
+  open = 0;
+  maxOpen = 0;
+  url = '';
+  private readonly server = createServer((req) => {
+    this.open++;
+    this.maxOpen = Math.max(this.maxOpen, this.open);
+    req.resume();
+    req.socket.once('close', () => this.open--);
+  });
+
+  static async start(): Promise<HangingReceiver> {
+    const r = new HangingReceiver();
+    await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
+    r.url = `http://127.0.0.1:${(r.server.address() as AddressInfo).port}`;
+    return r;
+  }
+
+  /** Ends the requests it holds, as a receiver going away would. */
+  release(): void {
+    this.server.closeAllConnections();
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/**
+ * The story's app at the hanging receiver, subscribed to `hangingChannel`, and a second app at
+ * `healthyUrl` for the same user, subscribed to client.create.
+ */
+async function seedHangingAndHealthy(s: TestServer, hangingUrl: string, hangingChannel: string, healthyUrl: string): Promise<Story> {
+  const story = await seedStory(s, `${hangingUrl}/`);
+  await subscribe(s, story.token, { channel: hangingChannel, callback_url: `${hangingUrl}/hook` });
+  const other = await ok(s.admin('POST', '/admin/apps', { name: 'Other', url: `${healthyUrl}/` }), 201);
+  const grant = await ok(s.admin('POST', '/admin/grants', { app_id: other.id, user_id: story.userId, scope: 'api/subs clients' }), 201);
+  await subscribe(s, grant.access_token, { channel: 'client.create', callback_url: `${healthyUrl}/hook` });
+  return story;
+}
+
 describe('delivery behaviour', () => {
   let s: TestServer;
   let rx: Receiver;
@@ -176,50 +219,28 @@ describe('policies that need their own server', () => {
   });
 
   test('a receiver that hangs holds at most HERALD_MAX_IN_FLIGHT_PER_ORIGIN slots; another origin is served meanwhile', async () => {
-    // A receiver that reads each request and never answers (Herald gives up at its 2 s timeout).
-    let open = 0;
-    let maxOpen = 0;
-    const hanging = createServer((req) => {
-      open++;
-      maxOpen = Math.max(maxOpen, open);
-      req.resume();
-      req.socket.once('close', () => open--);
-    });
-    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
-    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    const hanging = await HangingReceiver.start();
     const healthy = await Receiver.start();
     // Six connections per origin: what is open at the receiver is what Herald has in flight.
     const s = await startServer({ HERALD_CONCURRENCY: '6', HERALD_CONNECTIONS_PER_ORIGIN: '6', HERALD_MAX_IN_FLIGHT_PER_ORIGIN: '2' });
     try {
-      const story = await seedStory(s, `${hangingUrl}/`);
-      await subscribe(s, story.token, { channel: 'client.create', callback_url: `${hangingUrl}/hook` });
-      const other = await ok(s.admin('POST', '/admin/apps', { name: 'Other', url: `${healthy.url}/` }), 201);
-      const grant = await ok(s.admin('POST', '/admin/grants', { app_id: other.id, user_id: story.userId, scope: 'api/subs clients' }), 201);
-      await subscribe(s, grant.access_token, { channel: 'client.create', callback_url: `${healthy.url}/hook` });
+      const story = await seedHangingAndHealthy(s, hanging.url, 'client.create', healthy.url);
       for (let i = 0; i < 12; i++) await publishEvent(s, { channel: 'client.create', company_id: story.companyId, object: { id: `c${i}` } });
       // Without the cap the hanging origin would take all six slots, claim after claim, and
       // the healthy one would wait for timeouts; with it, the healthy one gets everything.
       await healthy.waitFor(12, 20_000);
-      assert.ok(maxOpen <= 2, `the hanging receiver had ${maxOpen} requests open at once`);
-      assert.ok(maxOpen >= 1);
+      assert.ok(hanging.maxOpen <= 2, `the hanging receiver had ${hanging.maxOpen} requests open at once`);
+      assert.ok(hanging.maxOpen >= 1);
       assert.equal(new Set(healthy.received.map((r) => r.headers['webhook-id'])).size, 12);
     } finally {
       await s.stop();
-      hanging.closeAllConnections();
-      await new Promise((resolve) => hanging.close(resolve));
+      await hanging.close();
       await healthy.close();
     }
   });
 
   test('sends that hang stop counting against HERALD_CONCURRENCY after a second: another origin gets slots long before the timeout', async () => {
-    let open = 0;
-    const hanging = createServer((req) => {
-      open++;
-      req.resume();
-      req.socket.once('close', () => open--);
-    });
-    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
-    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    const hanging = await HangingReceiver.start();
     const healthy = await Receiver.start();
     // The hanging origin may take every slot; its requests time out only after 20 s.
     const s = await startServer({
@@ -227,22 +248,18 @@ describe('policies that need their own server', () => {
       HERALD_DELIVERY_TIMEOUT: '20s', HERALD_LEASE: '60s',
     });
     try {
-      const story = await seedStory(s, `${hangingUrl}/`);
-      await subscribe(s, story.token, { channel: 'client.update', callback_url: `${hangingUrl}/hook` });
-      const other = await ok(s.admin('POST', '/admin/apps', { name: 'Other', url: `${healthy.url}/` }), 201);
-      const grant = await ok(s.admin('POST', '/admin/grants', { app_id: other.id, user_id: story.userId, scope: 'api/subs clients' }), 201);
-      await subscribe(s, grant.access_token, { channel: 'client.create', callback_url: `${healthy.url}/hook` });
+      const story = await seedHangingAndHealthy(s, hanging.url, 'client.update', healthy.url);
       for (let i = 0; i < 4; i++) await publishEvent(s, { channel: 'client.update', company_id: story.companyId, object: { id: `u${i}` } });
-      for (let i = 0; i < 50 && open < 4; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(open, 4, 'the hanging receiver holds every slot');
+      for (let i = 0; i < 50 && hanging.open < 4; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(hanging.open, 4, 'the hanging receiver holds every slot');
       for (let i = 0; i < 6; i++) await publishEvent(s, { channel: 'client.create', company_id: story.companyId, object: { id: `c${i}` } });
       // Counted against the concurrency, the four hanging sends would keep these waiting 20 s.
       await healthy.waitFor(6, 10_000);
-      assert.equal(open, 4, 'the hanging origin got no more than its cap');
+      assert.equal(hanging.open, 4, 'the hanging origin got no more than its cap');
     } finally {
-      hanging.closeAllConnections(); // the hanging sends end now, not at the timeout, so stop() does not wait for them
+      hanging.release(); // the hanging sends end now, not at the timeout, so stop() does not wait for them
       await s.stop();
-      await new Promise((resolve) => hanging.close(resolve));
+      await hanging.close();
       await healthy.close();
     }
   });

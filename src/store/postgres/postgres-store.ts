@@ -3,7 +3,7 @@ import type { ResourceType } from '../../domain/catalog.js';
 import { HeraldError } from '../../domain/errors.js';
 import { loadMigrations } from '../migrations.js';
 import {
-  COLUMNS, FAN_OUT_CHUNK, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole, toSubscription, toUser, unprefix,
+  COLUMNS, leftFanOut, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole, toSubscription, toUser, unprefix,
 } from '../rows.js';
 import {
   originKey,
@@ -356,7 +356,7 @@ export class PostgresStore implements Store {
   async publishEvent(event: NewEvent, now: number, options?: PublishOptions): Promise<PublishResult> {
     if (options?.client !== undefined) return queue.publishInHostTransaction(event, now, options.client);
     const result = await this.publisher.publish(event, now);
-    if (result.deliveries > 0) this.hinter.hint(result.deliveries >= FAN_OUT_CHUNK);
+    if (result.deliveries > 0) this.hinter.hint(leftFanOut(result));
     return result;
   }
 
