@@ -15,19 +15,20 @@ type Row = Record<string, unknown>;
  * walked in (created_at, id) order from where the previous batch stopped, so an old event
  * still pending is passed once per run.
  */
+/** LIMIT CAST(@n AS INTEGER): see the note on LIMITs in sqlite-store.ts. */
 const DOOMED_EVENTS = `SELECT e.id, e.created_at FROM events e
   WHERE e.created_at < @before AND (e.created_at, e.id) > (@afterCreatedAt, @afterId)
     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND (p.status = 'pending' OR p.updated_at >= @before))
     AND NOT EXISTS (SELECT 1 FROM fanouts f WHERE f.event_id = e.id)
   ORDER BY e.created_at, e.id
-  LIMIT @n`;
+  LIMIT CAST(@n AS INTEGER)`;
 
 /** Expired before the cutoff: kept until then, an expired token still answers "expired", a used code or refresh token still tells a replay. */
 const PRUNE_EXPIRED = [
-  'DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens WHERE expires_at < @before LIMIT @n)',
-  'DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE expires_at < @before LIMIT @n)',
-  'DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < @before OR used_at < @before LIMIT @n)',
-  'DELETE FROM app_secrets WHERE rowid IN (SELECT rowid FROM app_secrets WHERE expires_at < @before LIMIT @n)',
+  'DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens WHERE expires_at < @before LIMIT CAST(@n AS INTEGER))',
+  'DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE expires_at < @before LIMIT CAST(@n AS INTEGER))',
+  'DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < @before OR used_at < @before LIMIT CAST(@n AS INTEGER))',
+  'DELETE FROM app_secrets WHERE rowid IN (SELECT rowid FROM app_secrets WHERE expires_at < @before LIMIT CAST(@n AS INTEGER))',
 ];
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
