@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { isPrivateAddress } from '../domain/network.js';
 import type { DeliveryConfig } from '../config.js';
@@ -28,8 +29,10 @@ export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
  */
 export class Sender implements Transport {
   private readonly agent: Agent;
+  private readonly deadlines: Deadlines;
 
   constructor(private readonly cfg: DeliveryConfig, allowPrivate: boolean) {
+    this.deadlines = new Deadlines(cfg.timeoutMs);
     this.agent = new Agent({
       connections: cfg.connectionsPerOrigin,
       keepAliveTimeout: 10_000,
@@ -43,13 +46,14 @@ export class Sender implements Transport {
   async send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
+    const deadline = this.deadlines.start();
     try {
       const res = await request(url, {
         method: 'POST',
         headers: { 'user-agent': USER_AGENT, ...headers },
         body,
         dispatcher: this.agent,
-        signal: AbortSignal.timeout(this.cfg.timeoutMs),
+        signal: deadline.signal,
       });
       const excerpt = await readExcerpt(res.body, this.cfg.responseExcerptBytes);
       const retryAfter = res.headers['retry-after'];
@@ -62,24 +66,99 @@ export class Sender implements Transport {
       };
     } catch (err) {
       return { statusCode: null, retryAfter: undefined, excerpt: null, error: describe(err), durationMs: elapsed() };
+    } finally {
+      this.deadlines.end(deadline);
     }
   }
 
   async close(): Promise<void> {
     await this.agent.close();
+    this.deadlines.close();
   }
 }
 
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): void }, limit: number): Promise<string | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= limit) break; // leaving the loop destroys the rest of the body
+interface Deadline {
+  at: number;
+  controller: AbortController;
+}
+
+/**
+ * The timeout of every request in flight (HERALD_DELIVERY_TIMEOUT, connect, queueing for a
+ * socket and the answer's body included), kept by one sweep instead of a timer per request.
+ * All requests share one timeout, so they expire in the order they started: the sweep walks
+ * from the oldest and stops at the first still in time. A request is aborted at most a tenth
+ * of the timeout (and 100 ms) late; the lease outlives the timeout by at least 2 s.
+ *
+ * Measured: AbortSignal.timeout() per request (a timer, a weak reference and a finalizer
+ * each) and the async iteration of each answer's body (readExcerpt) were about 7% of the
+ * send thread's time in the bench (--cpu-prof: createAbortSignal, abort listeners,
+ * createAsyncIterator, eos). A Sender alone against the bench's receiver, 64 in flight, the
+ * old and new code in alternating rounds of 4,000 requests in one process (this machine's
+ * speed drifts by a quarter between runs): CPU per request at the median 140, 151 and 145 us
+ * against 163, 170 and 149 us, in three runs.
+ */
+class Deadlines {
+  private readonly running = new Set<Deadline>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly sweepMs: number;
+
+  constructor(private readonly timeoutMs: number) {
+    this.sweepMs = Math.max(1, Math.min(100, Math.floor(timeoutMs / 10)));
   }
-  if (size === 0) return null;
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+
+  start(): Deadline & { signal: AbortSignal } {
+    const controller = new AbortController();
+    const deadline = { at: performance.now() + this.timeoutMs, controller, signal: controller.signal };
+    this.running.add(deadline);
+    this.timer ??= setInterval(() => this.sweep(), this.sweepMs).unref();
+    return deadline;
+  }
+
+  end(deadline: Deadline): void {
+    this.running.delete(deadline);
+    if (this.running.size === 0) this.close();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const d of this.running) {
+      if (d.at > now) break;
+      this.running.delete(d);
+      d.controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    }
+  }
+}
+
+/**
+ * The first `limit` bytes of an answer's body as text (null when empty); the rest is not
+ * read (the body is destroyed). Listens for 'data' and 'end' rather than iterating the
+ * stream with for await, which costs an async iterator and a promise per chunk (see
+ * Deadlines for the measurement).
+ */
+function readExcerpt(body: Readable, limit: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // The 'error' listener stays: destroying the body below emits one (undici's AbortError),
+    // which with no listener would be an uncaught exception; after `done` it settles nothing.
+    const done = () => {
+      body.off('data', onData).off('end', done).off('close', done);
+      resolve(size === 0 ? null : (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).subarray(0, limit).toString('utf8'));
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size < limit) return;
+      done();
+      body.destroy(); // the rest is never read
+    };
+    body.on('data', onData).once('end', done).on('error', reject).once('close', done);
+  });
 }
 
 function describe(err: unknown): string {

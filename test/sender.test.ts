@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { DeliveryConfig } from '../src/config.js';
+import { Sender } from '../src/delivery/sender.js';
+
+/**
+ * The Sender against a real HTTP server: the whole-request timeout (HERALD_DELIVERY_TIMEOUT)
+ * holds however the receiver answers, and the response excerpt is read up to its limit and
+ * no further.
+ */
+describe('Sender', () => {
+  const EXCERPT = 64;
+  const TIMEOUT = 600;
+  let server: Server;
+  let base: string;
+  let sender: Sender;
+  const open = new Set<ServerResponse>();
+  const routes: Record<string, (res: ServerResponse) => void> = {
+    '/empty': (res) => res.writeHead(204).end(),
+    '/short': (res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('ab');
+      setTimeout(() => res.end('cd'), 20);
+    },
+    // Headers at once, then a byte every 100 ms, never ending: undici's bodyTimeout restarts
+    // with each byte, so only the whole-request deadline ends it.
+    '/trickle': (res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const tick = setInterval(() => res.write('x'), 100);
+      res.on('close', () => clearInterval(tick));
+      open.add(res);
+    },
+    // More than the excerpt, then nothing more and no end: the excerpt is all that is read.
+    '/long-then-hang': (res) => {
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '7' });
+      res.write('y'.repeat(EXCERPT + 100));
+      open.add(res);
+    },
+    '/hang': (res) => void open.add(res),
+  };
+
+  before(async () => {
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => {
+        const route = routes[req.url ?? ''];
+        if (route) route(res);
+        else res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const cfg = { connectionsPerOrigin: 16, timeoutMs: TIMEOUT, connectTimeoutMs: 500, egressAddress: null, responseExcerptBytes: EXCERPT } as unknown as DeliveryConfig;
+    sender = new Sender(cfg, true);
+  });
+  after(async () => {
+    for (const res of open) res.destroy();
+    await sender.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const send = (path: string) => sender.send(`${base}${path}`, { 'content-type': 'text/plain' }, 'hello');
+
+  test('an empty answer has no excerpt', async () => {
+    const r = await send('/empty');
+    assert.equal(r.statusCode, 204);
+    assert.equal(r.excerpt, null);
+    assert.equal(r.error, null);
+  });
+
+  test('an answer in several chunks is read whole when under the limit', async () => {
+    const r = await send('/short');
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.excerpt, 'abcd');
+  });
+
+  test('an answer over the limit is cut at it and not read further, even if it never ends', async () => {
+    const r = await send('/long-then-hang');
+    assert.equal(r.statusCode, 503);
+    assert.equal(r.excerpt, 'y'.repeat(EXCERPT));
+    assert.equal(r.retryAfter, '7');
+    assert.equal(r.error, 'receiver answered 503');
+    assert.ok(r.durationMs < TIMEOUT, `answered in ${r.durationMs} ms, before the timeout`);
+  });
+
+  test('a receiver that never answers times out after the delivery timeout', async () => {
+    const r = await send('/hang');
+    assert.equal(r.statusCode, null);
+    assert.equal(r.error, 'timeout: no complete answer in time');
+    assert.ok(r.durationMs >= TIMEOUT - 5 && r.durationMs < TIMEOUT + 400, `took ${r.durationMs} ms`);
+  });
+
+  test('a body that trickles forever is cut by the whole-request timeout', async () => {
+    const r = await send('/trickle');
+    assert.equal(r.statusCode, null);
+    assert.equal(r.error, 'timeout: no complete answer in time');
+    assert.ok(r.durationMs >= TIMEOUT - 5 && r.durationMs < TIMEOUT + 400, `took ${r.durationMs} ms`);
+  });
+
+  test('timeouts of many requests at once each end theirs, and the others still answer', async () => {
+    const results = await Promise.all([...Array.from({ length: 6 }, () => send('/hang')), send('/short'), send('/empty')]);
+    assert.deepEqual(results.map((r) => r.error ?? r.statusCode), [...Array(6).fill('timeout: no complete answer in time'), 200, 204]);
+  });
+});
