@@ -109,6 +109,13 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+    // Statement journals (what a savepoint or a many-row statement inside a transaction keeps
+    // to undo itself) stay in memory; by default they spill to a temporary file past 64 KiB,
+    // one pwrite per page. A publish is a savepoint in the group commit and writes a page per
+    // index leaf it touches (see commitPublishes). Measured (bench, 100 subscriptions x 1,000
+    // events): pwrite calls 6.0 -> 3.1 per delivery, all system calls 10.6 -> 7.6
+    // (perf stat), and while publishing 400,000 -> 123,000 pwrites.
+    this.db.pragma('temp_store = MEMORY');
     this.db.function('herald_dlv_id', { deterministic: false, varargs: false }, (now: unknown) => newTimedId('dlv', Number(now)));
     this.oauth = new SqliteOAuthStore(this);
   }
