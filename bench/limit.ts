@@ -23,7 +23,7 @@ export interface ThroughputResult {
  * Herald's HERALD_CONNECTIONS_PER_ORIGIN sockets, each request signed like Herald's. Runs
  * in the bench process itself, which does nothing else meanwhile.
  */
-export async function runLimit(cfg: BenchConfig, receiver: Receiver): Promise<ThroughputResult> {
+export async function runLimit(cfg: BenchConfig, receiver: Receiver, scenario = 'limit: undici loop, no storage'): Promise<ThroughputResult> {
   const agent = new Agent({ connections: cfg.connectionsPerOrigin, keepAliveTimeout: 10_000 });
   const subs = cfg.subs;
   const send = async (i: number) => {
@@ -54,7 +54,7 @@ export async function runLimit(cfg: BenchConfig, receiver: Receiver): Promise<Th
   await agent.close();
   const notes = received === cfg.limitDeliveries ? [] : [`receiver counted ${received} of ${cfg.limitDeliveries}`];
   return {
-    scenario: 'limit: undici loop, no storage',
+    scenario,
     deliveries: cfg.limitDeliveries,
     seconds: round(seconds, 2),
     perSecond: Math.round(cfg.limitDeliveries / seconds),
