@@ -187,7 +187,7 @@ interface Section {
 /** The chart's sections: what the report has, each bar scaled within its section. */
 function sections(report: Report): Section[] {
   const limit = limitRate(report.throughput);
-  const vsLimit = (v: number) => (limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
+  const vsLimit = (v: number) => (limit && v !== limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
   const out: Section[] = [];
   const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${vsLimit(r.perSecond)}` }));
   for (const f of report.fanout) {

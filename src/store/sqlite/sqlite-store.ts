@@ -114,7 +114,9 @@ export class SqliteStore implements Store {
     // one pwrite per page. A publish is a savepoint in the group commit and writes a page per
     // index leaf it touches (see commitPublishes). Measured (bench, 100 subscriptions x 1,000
     // events): pwrite calls 6.0 -> 3.1 per delivery, all system calls 10.6 -> 7.6
-    // (perf stat), and while publishing 400,000 -> 123,000 pwrites.
+    // (perf stat), and while publishing 400,000 -> 123,000 pwrites. It also keeps sorts and
+    // VACUUM's copy in memory: every statement Herald runs is bounded (batched prunes, chunked
+    // fan-outs), but a hand-run VACUUM or CREATE INDEX on a large file takes memory to match.
     this.db.pragma('temp_store = MEMORY');
     this.db.function('herald_dlv_id', { deterministic: false, varargs: false }, (now: unknown) => newTimedId('dlv', Number(now)));
     this.oauth = new SqliteOAuthStore(this);
