@@ -73,6 +73,13 @@ export class PostgresStore implements Store {
    * for 19 outcomes, 3.3 ms. pg_stat_statements over 15 s at that rate: outcomes 2.73 ms a
    * batch with sequential scans allowed, 0.29 ms without; the claimed rows' SELECT 2.43 ms,
    * 0.24 ms; PostgreSQL's execution time in all 11 s, 4.1 s.
+   *
+   * plan_cache_mode=force_generic_plan: with statistics on the table, PostgreSQL's own choice
+   * for the prepared claim was a custom plan at every execution (pg_prepared_statements: 30
+   * custom, 0 generic), since the generic plan's LIMIT estimate looks dearer; so every claim
+   * was planned again, and the plan came out the same. Without sequential and bitmap scans a
+   * generic plan can only take the indexes. Measured (32-row claims on 30,000 due rows, one
+   * client, round trip included, alternating): 4.9-5.8 ms per claim, 3.1-3.8 ms generic.
    */
   private readonly queuePool: pg.Pool;
   private readonly hinter: queue.Hinter;
@@ -83,7 +90,10 @@ export class PostgresStore implements Store {
 
   constructor(private readonly url: string) {
     this.pool = openPool(url, {});
-    this.queuePool = openPool(url, { max: 4, options: '-c synchronous_commit=off -c enable_bitmapscan=off -c enable_seqscan=off' });
+    this.queuePool = openPool(url, {
+      max: 4,
+      options: '-c synchronous_commit=off -c enable_bitmapscan=off -c enable_seqscan=off -c plan_cache_mode=force_generic_plan',
+    });
     this.hinter = new queue.Hinter(this.queuePool);
     this.publisher = new queue.PublishBatcher(this.pool);
     this.oauth = new PostgresOAuthStore(this.pool);
