@@ -83,16 +83,15 @@ export function limitRate(results: (ThroughputResult | HeraldResult)[]): number 
 
 export function ratios(results: (ThroughputResult | HeraldResult)[]): { name: string; value: number }[] {
   const find = (prefix: string) => results.find((r) => r.scenario.startsWith(prefix));
-  const rate = limitRate(results);
-  const limit = rate === null ? undefined : { perSecond: rate };
+  const limit = limitRate(results);
   const bullmq = find('BullMQ');
   const out: { name: string; value: number }[] = [];
   for (const h of results.filter(isHerald)) {
     const name = h.engine === 'sqlite' ? 'Herald-SQLite' : 'Herald-PG';
-    if (limit) out.push({ name: `${name} / limit`, value: Math.round((h.perSecond / limit.perSecond) * 100) / 100 });
+    if (limit) out.push({ name: `${name} / limit`, value: Math.round((h.perSecond / limit) * 100) / 100 });
     if (bullmq) out.push({ name: `${name} / BullMQ`, value: Math.round((h.perSecond / bullmq.perSecond) * 100) / 100 });
   }
-  if (limit && bullmq) out.push({ name: 'BullMQ / limit', value: Math.round((bullmq.perSecond / limit.perSecond) * 100) / 100 });
+  if (limit && bullmq) out.push({ name: 'BullMQ / limit', value: Math.round((bullmq.perSecond / limit) * 100) / 100 });
   return out;
 }
 

@@ -1,4 +1,4 @@
--- Fan-outs still being queued. A publish queues the deliveries of at most FAN_OUT_AT_PUBLISH
+-- Fan-outs still being queued. A publish queues the deliveries of at most FAN_OUT_CHUNK
 -- matching subscriptions (store/rows.ts) in its own transaction; when there are more, it
 -- also stores a row here, in that same transaction, naming the last subscription queued.
 -- The dispatcher's process queues the rest in chunks (delivery/fan-out.ts), each chunk and

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
 import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
 import { buildRequest } from './request.js';
-import type { SendResult, Transport } from './sender.js';
+import { noAnswer, type SendResult, type Transport } from './sender.js';
 
 export interface AttemptDeps {
   sender: Transport;
@@ -37,7 +37,7 @@ export async function attemptDelivery(
     result = await deps.sender.send(sub.callback_url, req.headers, req.body);
   } catch (err) {
     deps.log.error({ err, delivery: d.id }, 'building or sending a delivery failed');
-    result = { statusCode: null, retryAfter: undefined, excerpt: null, error: 'internal error preparing the request', durationMs: Date.now() - startedAt };
+    result = noAnswer('internal error preparing the request', Date.now() - startedAt);
   }
   const attempt = {
     delivery_id: d.id,

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
-import type { SendResult, Transport } from './sender.js';
+import { noAnswer, type SendResult, type Transport } from './sender.js';
 
 /** One request to the send thread (the body already signed). */
 export interface SendRequest {
@@ -36,7 +36,7 @@ export class ThreadedSender implements Transport {
   constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean) {}
 
   send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
-    if (this.closed) return Promise.resolve(stopped(0, 'sender closed'));
+    if (this.closed) return Promise.resolve(noAnswer('sender closed', 0));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, started: performance.now() });
@@ -67,7 +67,7 @@ export class ThreadedSender implements Transport {
     const lost = (why: string) => {
       if (this.worker !== worker) return;
       this.worker = null;
-      for (const [id, p] of this.pending) this.settle(id, stopped(performance.now() - p.started, why));
+      for (const [id, p] of this.pending) this.settle(id, noAnswer(why, performance.now() - p.started));
     };
     worker.on('error', (err) => lost(`sender thread stopped: ${err.message}`));
     worker.on('exit', (code) => lost(`sender thread stopped (exit ${code})`));
@@ -117,8 +117,4 @@ export class PerTurn<T> {
       this.flush(items);
     });
   }
-}
-
-function stopped(ms: number, error: string): SendResult {
-  return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(ms) };
 }

@@ -52,8 +52,8 @@ export class Sender implements Transport {
   send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     const started = performance.now();
     return new Promise((resolve) => {
-      const deadline = this.deadlines.start(() => resolve(failure('timeout: no complete answer in time', started)));
-      void this.exchange(url, headers, body, deadline.signal, started).then((result) => {
+      const deadline = this.deadlines.start(() => resolve(noAnswer(TIMED_OUT, performance.now() - started)));
+      void this.exchange(url, headers, body, deadline.controller.signal, started).then((result) => {
         this.deadlines.end(deadline);
         resolve(result);
       });
@@ -79,7 +79,7 @@ export class Sender implements Transport {
         durationMs: Math.round(performance.now() - started),
       };
     } catch (err) {
-      return failure(describe(err), started);
+      return noAnswer(describe(err), performance.now() - started);
     }
   }
 
@@ -95,10 +95,13 @@ interface Deadline {
   onTimeout: () => void;
 }
 
-/** An attempt that got no answer. */
-function failure(error: string, started: number): SendResult {
-  return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(performance.now() - started) };
+/** An attempt that got no answer from the receiver, and why. */
+export function noAnswer(error: string, durationMs: number): SendResult {
+  return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(durationMs) };
 }
+
+/** The error of an attempt that ran out of HERALD_DELIVERY_TIMEOUT, whichever timer saw it. */
+const TIMED_OUT = 'timeout: no complete answer in time';
 
 /**
  * The timeout of every request in flight (HERALD_DELIVERY_TIMEOUT, connect, queueing for a
@@ -125,10 +128,9 @@ class Deadlines {
     this.sweepMs = Math.max(1, Math.min(100, Math.floor(timeoutMs / 10)));
   }
 
-  /** A deadline for a request starting now; at it, `onTimeout` runs and the request's signal aborts. */
-  start(onTimeout: () => void): Deadline & { signal: AbortSignal } {
-    const controller = new AbortController();
-    const deadline = { at: performance.now() + this.timeoutMs, controller, onTimeout, signal: controller.signal };
+  /** A deadline for a request starting now; at it, `onTimeout` runs and the controller aborts. */
+  start(onTimeout: () => void): Deadline {
+    const deadline = { at: performance.now() + this.timeoutMs, controller: new AbortController(), onTimeout };
     this.running.add(deadline);
     this.timer ??= setInterval(() => this.sweep(), this.sweepMs).unref();
     return deadline;
@@ -189,7 +191,7 @@ function readExcerpt(body: Readable, limit: number): Promise<string | null> {
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: string }).code ?? (err.cause as { code?: string } | undefined)?.code;
-  if (err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout: no complete answer in time';
+  if (err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMED_OUT;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect timeout';
   return code ? `${code}: ${err.message}` : err.message;
 }

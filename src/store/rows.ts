@@ -245,7 +245,7 @@ export const CLAIM_FROM = claimFrom();
  * the publish has answered, this many per transaction (Store.expandFanOut). Measured (bench,
  * one event to 10,000 subscriptions, all queued by the publish): the publish answered in
  * 64 ms on SQLite and 162 ms on PostgreSQL, and its transaction held SQLite's writer (and the
- * event loop) all that time; 1,000 take a tenth of that.
+ * event loop) all that time; with chunks of 1,000, 19.5 ms and 34.1 ms.
  */
 export const FAN_OUT_CHUNK = 1000;
 

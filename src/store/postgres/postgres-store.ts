@@ -371,7 +371,10 @@ export class PostgresStore implements Store {
   }
 
   expandFanOut(now: number): Promise<FanOutProgress | null> {
-    return queue.expandFanOut(this.queuePool, now);
+    // On the durable pool: a chunk lost to a crash of the server after its deliveries were
+    // sent would be queued again under new delivery ids, duplicates a receiver could not tell
+    // by webhook-id.
+    return queue.expandFanOut(this.pool, now);
   }
 
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {

@@ -209,7 +209,7 @@ async function insertEvents(db: Queryable, batch: { e: NewEvent; now: number }[]
   }));
 }
 
-/** One chunk of a fan-out (FanOutChunk as $1…$11, FAN_OUT_CHUNK as $12): the deliveries queued, and the last subscription among them. */
+/** One chunk of a fan-out (FanOutChunk as $1…$9, the time and its timePart as $10 and $11, FAN_OUT_CHUNK as $12): the deliveries queued, and the last subscription among them. */
 const EXPAND_SQL = `WITH i AS (
   SELECT $1::text AS id, $2::text AS company_id, $3::text AS channel, $4::jsonb AS resources, $5::text AS object_type, $6::text AS object_id
 ), queued AS (
@@ -230,10 +230,6 @@ export async function expandFanOut(pool: Pool, now: number): Promise<FanOutProgr
     const { rows } = await sql(db, `SELECT f.event_id, f.after_subscription, e.company_id, e.channel, e.body, e.created_at
       FROM fanouts f JOIN events e ON e.id = f.event_id ORDER BY f.created_at LIMIT 1 FOR UPDATE OF f SKIP LOCKED`);
     if (!rows[0]) return null;
-    // Committed durably, unlike the rest of the queue pool's work: a chunk lost to a crash of
-    // the server after its deliveries were sent would be queued again under new delivery ids,
-    // duplicates a receiver could not tell by webhook-id.
-    await sql(db, 'SET LOCAL synchronous_commit = on');
     const c = nextChunk(rows[0]);
     const { rows: [q] } = await prepared(db, 'expand-fan-out', EXPAND_SQL, [
       c.event_id, c.company_id, c.channel, c.resources, c.object_type, c.object_id, c.after, c.before, c.due, now, timePart(now), FAN_OUT_CHUNK,
@@ -423,11 +419,11 @@ export interface ClaimState {
 const HEAD_BLOCKED_MS = 1000;
 
 export async function claimDueDeliveries(
-  pool: Pool, limit: number, now: number, leaseMs: number, room?: ClaimRoom, state: ClaimState = { walkUntil: 0 },
+  pool: Pool, limit: number, now: number, leaseMs: number, room: ClaimRoom | undefined, state: ClaimState,
 ): Promise<ClaimedDelivery[]> {
   const lease = newLease();
   if (!room) return claimedFrom(lease, await preparedArrays(pool, 'claim', CLAIM_SQL, [now, limit, leaseMs, lease]));
-  const inFlight = { ...Object.fromEntries(room.inFlight) };
+  const inFlight: Record<string, number> = Object.fromEntries(room.inFlight);
   const walk = async (n: number) =>
     claimedFrom(lease, await preparedArrays(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, n, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]));
   if (now < state.walkUntil) return walk(limit);

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { checkPruneArgs } from '../retention.js';
 import type { SqliteStore } from './sqlite-store.js';
 
@@ -13,9 +14,9 @@ type Row = Record<string, unknown>;
  * An event goes when it was created before the cutoff, none of its deliveries is pending
  * or changed since the cutoff, and its fan-out is complete (no `fanouts` row). Events are
  * walked in (created_at, id) order from where the previous batch stopped, so an old event
- * still pending is passed once per run.
+ * still pending is passed once per run. LIMITs bind through CAST(@n AS INTEGER): see the note
+ * on LIMITs in sqlite-store.ts.
  */
-/** LIMIT CAST(@n AS INTEGER): see the note on LIMITs in sqlite-store.ts. */
 const DOOMED_EVENTS = `SELECT e.id, e.created_at FROM events e
   WHERE e.created_at < @before AND (e.created_at, e.id) > (@afterCreatedAt, @afterId)
     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND (p.status = 'pending' OR p.updated_at >= @before))
@@ -30,8 +31,6 @@ const PRUNE_EXPIRED = [
   'DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < @before OR used_at < @before LIMIT CAST(@n AS INTEGER))',
   'DELETE FROM app_secrets WHERE rowid IN (SELECT rowid FROM app_secrets WHERE expires_at < @before LIMIT CAST(@n AS INTEGER))',
 ];
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function prune(s: SqliteStore, before: number, batchSize: number, signal?: AbortSignal): Promise<number> {
   checkPruneArgs(before, batchSize);
