@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ResourceType } from '../../domain/catalog.js';
@@ -30,13 +31,6 @@ type Row = Record<string, unknown>;
  * 3.6 us with the CAST; FAN_OUT for one subscription 103 us against 31 us; a publish of one
  * delivery, its share of the group commit included, 270 us against 95-170 us.
  */
-
-/** The oldest due deliveries; the UPDATE re-checks the state itself, as claims race. */
-const CLAIM = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @lease, updated_at = @now
-  WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= @now
-               ORDER BY next_attempt_at LIMIT CAST(@limit AS INTEGER))
-    AND status = 'pending' AND next_attempt_at <= @now
-  RETURNING id`;
 
 /**
  * A chunk of an event's deliveries in one statement (FanOutChunk): one per subscription to
@@ -74,17 +68,30 @@ const FIRST_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE statu
 const NEXT_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE status = 'pending' AND origin > ? ORDER BY origin, next_attempt_at LIMIT 1`;
 
 /** One origin's oldest due deliveries. */
-const DUE_OF_ORIGIN = `SELECT id FROM deliveries WHERE status = 'pending' AND origin = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER)`;
+const DUE_OF_ORIGIN = `SELECT id, origin FROM deliveries WHERE status = 'pending' AND origin = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER)`;
 
-const LEASE_IDS = `UPDATE deliveries SET next_attempt_at = @until, lease_token = @lease, updated_at = @now
-  WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'pending' AND next_attempt_at <= @now
-  RETURNING id`;
+/** The rows of deliveries picked by a claim, re-checked: still pending and due. */
+const CLAIMED = `SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?`;
+/** The row of a ping just stored under a lease (createPing). */
+const LEASED = `SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id = ? AND d.lease_token = ?`;
+
+const OWNER = 'SELECT owner, pid, host, expires_at FROM dispatch_owner WHERE id = 1';
+const TAKE_OWNER = `INSERT INTO dispatch_owner (id, owner, pid, host, expires_at) VALUES (1, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, pid = excluded.pid, host = excluded.host, expires_at = excluded.expires_at`;
+
+/** A delivery this store claimed and has not recorded yet: under which lease, until when, to which origin. */
+interface HeldLease {
+  lease: string;
+  until: number;
+  origin: string;
+}
 
 /**
  * The embedded engine: better-sqlite3 in WAL mode. SQLite has one writer, so every write
- * runs in a `BEGIN IMMEDIATE` transaction and the claim is a single UPDATE … RETURNING that
- * re-checks the state itself (pg-boss's path for engines without SKIP LOCKED). Several
- * processes may share the file; busy_timeout makes them queue for the write lock.
+ * runs in a `BEGIN IMMEDIATE` transaction. Several processes may share the file (busy_timeout
+ * makes them queue for the write lock), but one at a time delivers: the holder of the
+ * `dispatch_owner` row (migration 009), whose claims keep their leases in memory (see
+ * claimDueDeliveries).
  *
  * synchronous=FULL: a commit is on disk before `POST /admin/events` answers 202, so an
  * acknowledged event survives power loss, not only a process crash. The dispatcher's own
@@ -100,12 +107,21 @@ export class SqliteStore implements Store {
   private publishing: { e: NewEvent; now: number; resolve: (r: PublishResult) => void; reject: (err: unknown) => void }[] = [];
   /** Null for an in-memory database (nothing to make durable). */
   private readonly walSync: WalSync | null;
+  /** The deliveries claimed and not yet recorded, by id (claimDueDeliveries). */
+  private readonly held = new Map<string, HeldLease>();
+  /** How many of `held` go to each origin. */
+  private readonly heldByOrigin = new Map<string, number>();
+  /** This store's name in `dispatch_owner`, and until when (Date.now()) it holds the row; 0: it does not. */
+  private readonly ownerId = randomBytes(9).toString('base64url');
+  private ownedUntil = 0;
+  private readonly shared: boolean;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.walSync = path === ':memory:' ? null : new WalSync(`${path}-wal`);
+    this.shared = path !== ':memory:';
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
@@ -173,6 +189,15 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Another process sharing the file may deliver at once, not after the row expires.
+    if (this.ownedUntil > 0) {
+      try {
+        this.writeRelaxed(() => this.q('DELETE FROM dispatch_owner WHERE owner = ?').run(this.ownerId));
+      } catch {
+        // the row expires by itself
+      }
+      this.ownedUntil = 0;
+    }
     await this.walSync?.close();
     this.stmts.clear();
     this.db.close();
@@ -498,49 +523,107 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Claims under leases kept in memory, not written to the deliveries: only this process
+   * delivers from the file (it holds `dispatch_owner`; another process's claim finds nothing
+   * to do until the row is free), so nobody else needs to see them. A lease lasts `leaseMs`
+   * like a written one; a crash forgets them all, and the deliveries, still pending and due,
+   * are claimed at once by the next holder (the dead process's row is taken over when its pid
+   * is gone). The outcome checks the lease in memory and the row's state in its UPDATE.
+   *
+   * Measured (bench, SQLite, 100 subscriptions x 1,000 events, wall time in the claim):
+   * writing the leases was a write transaction per claim of about 17 deliveries, 1.05 ms of
+   * the claim's 2.2 ms (BEGIN, COMMIT and its WAL pages 0.59 ms, the UPDATE of the leases
+   * 0.31, the pick 0.16), 60 us per delivery.
+   */
   async claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
+    if (!this.holdsDispatch(leaseMs)) return [];
+    this.expireLeases(now);
+    const picked = this.pickDue(limit, now, room ?? { perOrigin: Infinity, inFlight: new Map() });
+    if (picked.length === 0) return [];
     const lease = randomBytes(12).toString('base64url');
-    const params = { until: now + leaseMs, lease, now, limit };
-    // Relaxed: losing a claim to a power cut only makes its deliveries due again.
-    const ids = this.writeRelaxed(() => (room
-      ? this.q(LEASE_IDS).pluck().all({ ...params, ids: JSON.stringify(this.pickWithRoom(limit, now, room)) })
-      : this.q(CLAIM).pluck().all(params)) as string[]);
-    if (ids.length === 0) return [];
-    return this.selectClaimed(lease, ids);
+    const origins = new Map(picked.map((p) => [p.id, p.origin]));
+    const claimed = this.selectClaimed(lease, CLAIMED, JSON.stringify(picked.map((p) => p.id)), now);
+    for (const d of claimed) this.hold(d.id, { lease, until: now + leaseMs, origin: origins.get(d.id)! });
+    return this.withPreviousSecrets(claimed);
+  }
+
+  /** Whether this store may deliver: it holds `dispatch_owner`, renewed once half its time has passed. */
+  private holdsDispatch(leaseMs: number): boolean {
+    if (!this.shared) return true;
+    const now = Date.now();
+    if (now < this.ownedUntil - leaseMs / 2) return true;
+    const host = hostname();
+    const taken = this.writeRelaxed(() => {
+      const row = this.q(OWNER).get() as Row | undefined;
+      const free = !row || row.owner === this.ownerId || Number(row.expires_at) <= now || (row.host === host && !processAlive(Number(row.pid)));
+      if (free) this.q(TAKE_OWNER).run(this.ownerId, process.pid, host, now + leaseMs);
+      return free;
+    });
+    this.ownedUntil = taken ? now + leaseMs : 0;
+    return taken;
+  }
+
+  /** Forgets the leases that have run out (their deliveries may be claimed again). */
+  private expireLeases(now: number): void {
+    for (const [id, h] of this.held) if (h.until <= now) this.release(id, h);
+  }
+
+  private hold(id: string, h: HeldLease): void {
+    const before = this.held.get(id);
+    if (before) this.release(id, before);
+    this.held.set(id, h);
+    this.heldByOrigin.set(h.origin, (this.heldByOrigin.get(h.origin) ?? 0) + 1);
+  }
+
+  private release(id: string, h: HeldLease): void {
+    this.held.delete(id);
+    const left = (this.heldByOrigin.get(h.origin) ?? 1) - 1;
+    if (left === 0) this.heldByOrigin.delete(h.origin);
+    else this.heldByOrigin.set(h.origin, left);
   }
 
   /**
-   * Inside the claim's transaction: the ids to lease, at most `room` per origin. First among the CLAIM_WINDOW × limit oldest due deliveries;
+   * The due deliveries to claim, not held already, at most `room` per origin. First among
+   * the CLAIM_WINDOW × limit oldest due deliveries (the held ones, the oldest, looked past);
    * when those are all taken up by origins without room and more are due behind them (a
    * receiver that hangs, with its backlog at the head of the queue), origin by origin
    * instead: one index step per origin with pending deliveries, then each open origin's
    * oldest, so the cost follows the number of origins, never the length of a backlog.
    */
-  private pickWithRoom(limit: number, now: number, room: ClaimRoom): string[] {
+  private pickDue(limit: number, now: number, room: ClaimRoom): { id: string; origin: string }[] {
     const window = limit * CLAIM_WINDOW;
-    const head = this.q(DUE_WINDOW).all(now, window) as { id: string; origin: string }[];
+    // Rows as arrays: building objects took 117 us for 104 rows, arrays 75 (SQLite 3.53, this machine).
+    const rows = this.q(DUE_WINDOW).raw(true).all(now, window + this.held.size) as [string, string][];
+    const head = rows.filter(([id]) => !this.held.has(id)).map(([id, origin]) => ({ id, origin }));
     const picked = firstWithRoom(head, limit, room);
-    if (picked.length === limit || head.length < window) return picked;
+    if (picked.length === limit || rows.length < window + this.held.size) return picked;
     const firsts: { origin: string; due: number }[] = [];
     const next = this.q(NEXT_ORIGIN);
     for (let row = this.q(FIRST_ORIGIN).get() as Row | undefined; row; row = next.get(row.origin) as Row | undefined) {
       if (Number(row.next_attempt_at) <= now) firsts.push({ origin: String(row.origin), due: Number(row.next_attempt_at) });
     }
     firsts.sort((a, b) => a.due - b.due);
-    const ids: string[] = [];
-    const dueOf = this.q(DUE_OF_ORIGIN).pluck();
+    const out: { id: string; origin: string }[] = [];
+    const dueOf = this.q(DUE_OF_ORIGIN);
     for (const { origin } of firsts) {
-      const open = Math.min(room.perOrigin - (room.inFlight.get(origin) ?? 0), limit - ids.length);
-      if (open > 0) ids.push(...(dueOf.all(origin, now, open) as string[]));
-      if (ids.length === limit) break;
+      const open = Math.min(room.perOrigin - (room.inFlight.get(origin) ?? 0), limit - out.length);
+      if (open <= 0) continue;
+      const due = (dueOf.all(origin, now, open + (this.heldByOrigin.get(origin) ?? 0)) as { id: string; origin: string }[]).filter((r) => !this.held.has(r.id));
+      out.push(...due.slice(0, open));
+      if (out.length === limit) break;
     }
-    return ids;
+    return out;
   }
 
-  private async selectClaimed(lease: string, ids: string[]): Promise<ClaimedDelivery[]> {
-    const select = this.q(`SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id IN (SELECT value FROM json_each(?)) AND d.lease_token = ?`).raw(true);
-    const rows = select.all(JSON.stringify(ids), lease) as unknown[][];
-    const claimed = rows.map(claimMapper(lease, select.columns().map((c) => c.name)));
+  /** The claimed rows `sql` selects (CLAIMED or LEASED), mapped, under `lease`. */
+  private selectClaimed(lease: string, sql: string, ...params: unknown[]): ClaimedDelivery[] {
+    const select = this.q(sql).raw(true);
+    const rows = select.all(...params) as unknown[][];
+    return rows.map(claimMapper(lease, select.columns().map((c) => c.name)));
+  }
+
+  private async withPreviousSecrets(claimed: ClaimedDelivery[]): Promise<ClaimedDelivery[]> {
     const now = Date.now();
     const previous = new Map<string, Promise<string[]>>();
     for (const d of claimed) {
@@ -563,7 +646,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, COALESCE((SELECT ${originSql('instr')} FROM subscriptions s WHERE s.id = ?), ''), 'pending', 0, ?, ?, ?, ?)`,
       ).run(id, e.id, subscriptionId, e.company_id, appId, e.channel, subscriptionId, now + leaseMs, lease, now, now);
     });
-    return (await this.selectClaimed(lease, [id]))[0]!;
+    return (await this.withPreviousSecrets(this.selectClaimed(lease, LEASED, id, lease)))[0]!;
   }
 
   async recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
@@ -574,14 +657,17 @@ export class SqliteStore implements Store {
         `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
          VALUES (@delivery_id, @attempt, @started_at, @duration_ms, @status_code, @error, @response_excerpt)`,
       );
-      const finish = this.q(
-        `UPDATE deliveries SET status = @status, attempts = attempts + @inc, next_attempt_at = @next, lease_token = NULL,
-           last_status_code = COALESCE(@code, last_status_code), last_error = @error, updated_at = @now
-         WHERE id = @id AND lease_token = @lease`,
-      );
+      const set = `UPDATE deliveries SET status = @status, attempts = attempts + @inc, next_attempt_at = @next, lease_token = NULL,
+           last_status_code = COALESCE(@code, last_status_code), last_error = @error, updated_at = @now`;
+      // Held in memory under this lease (claimDueDeliveries): still pending, unless something
+      // else ended it meanwhile (a deleted subscription drops its deliveries). Otherwise the
+      // lease is written on the row (a ping's), or it is not the current one: no change.
+      const finishHeld = this.q(`${set} WHERE id = @id AND status = 'pending'`);
+      const finishLeased = this.q(`${set} WHERE id = @id AND lease_token = @lease`);
+      const finish = (o: DeliveryOutcome, values: Row) => (this.held.get(o.id)?.lease === o.lease ? finishHeld : finishLeased).run({ ...values, id: o.id, lease: o.lease }).changes;
       for (const o of outcomes) {
         if (o.kind === 'dropped') {
-          finish.run({ status: 'dropped', inc: 0, next: null, code: null, error: o.reason, now: o.at, id: o.id, lease: o.lease });
+          finish(o, { status: 'dropped', inc: 0, next: null, code: null, error: o.reason, now: o.at });
           continue;
         }
         const a = o.attempt;
@@ -590,10 +676,14 @@ export class SqliteStore implements Store {
         const status = o.kind === 'succeeded' ? 'succeeded' : o.kind === 'retry' ? 'pending' : 'failed';
         const next = o.kind === 'retry' ? o.next_attempt_at : null;
         const error = o.kind === 'gone' ? 'receiver answered 410 Gone: subscription removed' : a.error;
-        const changed = finish.run({ status, inc: 1, next, code: a.status_code, error, now, id: o.id, lease: o.lease }).changes;
+        const changed = finish(o, { status, inc: 1, next, code: a.status_code, error, now });
         if (o.kind === 'gone' && changed > 0) this.removeSubscription(o.subscription_id, 'subscription removed: receiver answered 410 Gone', now);
       }
     });
+    for (const o of outcomes) {
+      const h = this.held.get(o.id);
+      if (h?.lease === o.lease) this.release(o.id, h);
+    }
   }
 
   async nextDueAt(): Promise<number | null> {
@@ -630,17 +720,28 @@ export class SqliteStore implements Store {
 }
 
 /** The first `limit` of `rows` (oldest first) whose origin still has room, counting those already picked. */
-function firstWithRoom(rows: { id: string; origin: string }[], limit: number, room: ClaimRoom): string[] {
+/** Whether process `pid` on this host is still running (EPERM: it is, under another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function firstWithRoom(rows: { id: string; origin: string }[], limit: number, room: ClaimRoom): { id: string; origin: string }[] {
   const taken = new Map<string, number>();
-  const ids: string[] = [];
-  for (const { id, origin } of rows) {
+  const picked: { id: string; origin: string }[] = [];
+  for (const row of rows) {
+    const { origin } = row;
     const n = taken.get(origin) ?? room.inFlight.get(origin) ?? 0;
     if (n >= room.perOrigin) continue;
-    ids.push(id);
+    picked.push(row);
     taken.set(origin, n + 1);
-    if (ids.length === limit) break;
+    if (picked.length === limit) break;
   }
-  return ids;
+  return picked;
 }
 
 function subscriptionParams(s: Subscription): Row {
