@@ -68,8 +68,7 @@ async function openDb(s: TestServer): Promise<DbDump> {
     const db = new Database(s.databaseUrl.replace(/^sqlite:/, ''), { readonly: true, fileMustExist: true });
     return {
       async dump() {
-        // dispatch_owner is the delivering process's heartbeat (renewed as it claims), not state a request could change.
-        const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'dispatch_owner' ORDER BY name").pluck().all() as string[];
+        const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
         return Object.fromEntries(tables.map((t) => [t, (db.prepare(`SELECT * FROM "${t}"`).all() as unknown[]).map((r) => JSON.stringify(r)).sort()]));
       },
       close: async () => void db.close(),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,54 +24,93 @@ storeContract(
 );
 
 /**
- * SQLite-only: one store at a time delivers from a file (dispatch_owner, migration 009) and
- * keeps its claims' leases in memory. Rows are written by hand: the claim only needs a
- * delivery and its event (the other joins are LEFT JOINs).
+ * SQLite-only: one store at a time delivers from a file (DeliveryLock) and keeps its claims'
+ * leases in memory. Rows are written by hand: the claim only needs a delivery and its event
+ * (the other joins are LEFT JOINs).
  */
-test('one store at a time delivers from a SQLite file; another takes over when it closes, dies or lapses', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-owner-'));
+function seedDue(store: SqliteStore, ids: string[]): void {
+  store.db.pragma('foreign_keys = OFF');
+  store.db.prepare(`INSERT OR IGNORE INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at) VALUES ('evt_1', 'c', 'client.create', '{"object":{"id":"1"}}', NULL, NULL, 1)`).run();
+  const insert = store.db.prepare(`INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
+    VALUES (?, 'evt_1', 'sub_1', 'c', 'app_1', 'client.create', 'https://a.example/', 'pending', 0, 1, 1, 1)`);
+  for (const id of ids) insert.run(id);
+  store.db.pragma('foreign_keys = ON');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('one store at a time delivers from a SQLite file; its leases stay in memory; the next takes over when it closes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-lock-'));
   const path = join(dir, 'h.db');
   const a = new SqliteStore(path);
   await a.migrate();
   const b = new SqliteStore(path);
-  const stores = [a, b];
   try {
-    a.db.pragma('foreign_keys = OFF');
-    a.db.prepare(`INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at) VALUES ('evt_1', 'c', 'client.create', '{"object":{"id":"1"}}', NULL, NULL, 1)`).run();
-    const insert = a.db.prepare(`INSERT INTO deliveries (id, event_id, subscription_id, company_id, app_id, channel, origin, status, attempts, next_attempt_at, created_at, updated_at)
-      VALUES (?, 'evt_1', 'sub_1', 'c', 'app_1', 'client.create', 'https://a.example/', 'pending', 0, 1, 1, 1)`);
-    insert.run('dlv_1');
-    insert.run('dlv_2');
-    const row = (id: string) => b.db.prepare('SELECT status, lease_token, next_attempt_at FROM deliveries WHERE id = ?').get(id);
+    seedDue(a, ['dlv_1', 'dlv_2', 'dlv_3']);
+    const row = (id: string) => b.db.prepare('SELECT status, attempts, lease_token, next_attempt_at FROM deliveries WHERE id = ?').get(id);
 
-    const [first] = await a.claimDueDeliveries(1, 10, 60_000);
+    const [first] = await a.claimDueDeliveries(1, 10, 1000);
     assert.equal(first?.id, 'dlv_1');
-    assert.deepEqual(row('dlv_1'), { status: 'pending', lease_token: null, next_attempt_at: 1 }, 'the lease is not written');
-    assert.deepEqual((await a.claimDueDeliveries(10, 10, 60_000)).map((d) => d.id), ['dlv_2'], 'the holder looks past what it holds');
-    assert.deepEqual(await b.claimDueDeliveries(10, 10, 60_000), [], 'the other store claims nothing while the first holds the file');
+    assert.deepEqual(row('dlv_1'), { status: 'pending', attempts: 0, lease_token: null, next_attempt_at: 1 }, 'the lease is not written');
+    assert.deepEqual(await b.claimDueDeliveries(10, 10, 1000), [], 'the other store claims nothing, though two are free');
+    assert.deepEqual((await a.claimDueDeliveries(1, 10, 1000)).map((d) => d.id), ['dlv_2'], 'the holder looks past what it holds');
+
+    // A lease that ran out: the delivery may be claimed again, and until then the late
+    // outcome of that lease still counts (as a written lease would, until replaced).
+    await a.recordOutcomes([{ kind: 'retry', id: 'dlv_1', lease: first!.lease, attempt: { delivery_id: 'dlv_1', attempt: 1, started_at: 1500, duration_ms: 5, status_code: 500, error: 'receiver answered 500', response_excerpt: null }, next_attempt_at: 1600 }]);
+    assert.deepEqual(row('dlv_1'), { status: 'pending', attempts: 1, lease_token: null, next_attempt_at: 1600 }, 'a late outcome of an expired lease is recorded');
+    const again = await a.claimDueDeliveries(10, 1700, 1000);
+    assert.deepEqual(again.map((d) => d.id).sort(), ['dlv_1', 'dlv_2', 'dlv_3'], 'expired leases (dlv_2) and due retries come back');
+    const stale = { kind: 'succeeded' as const, id: 'dlv_2', lease: 'an-old-lease', attempt: { delivery_id: 'dlv_2', attempt: 1, started_at: 1700, duration_ms: 5, status_code: 200, error: null, response_excerpt: null } };
+    await a.recordOutcomes([stale]);
+    assert.equal((row('dlv_2') as { status: string }).status, 'pending', 'an outcome under a lease not held changes nothing');
 
     await a.close();
-    const taken = await b.claimDueDeliveries(10, 10, 100);
-    assert.deepEqual(taken.map((d) => d.id).sort(), ['dlv_1', 'dlv_2'], 'once the holder closed, what it had not recorded is due again');
-    await b.recordOutcomes([{ kind: 'dropped', id: 'dlv_1', lease: taken.find((d) => d.id === 'dlv_1')!.lease, reason: 'test', at: 20 }]);
-    assert.equal((row('dlv_1') as { status: string }).status, 'dropped', 'the outcome of a lease held in memory is recorded');
-
-    // A holder whose process is gone (a crash) is replaced at once, long before its row expires.
-    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    b.db.prepare('UPDATE dispatch_owner SET owner = ?, pid = ?, expires_at = ?').run('crashed', dead, Date.now() + 3_600_000);
-    const c = new SqliteStore(path);
-    stores.push(c);
-    assert.deepEqual((await c.claimDueDeliveries(10, 10, 60_000)).map((d) => d.id), ['dlv_2'], 'the row of a dead process is taken over');
-    // b held the file until its 100 ms ran half out; now it finds c's row, alive and current.
-    await new Promise((r) => setTimeout(r, 60));
-    assert.deepEqual(await b.claimDueDeliveries(10, 10, 100), [], 'the store that lost the row stops claiming');
-
-    // A live holder that stopped renewing (its row expired) is replaced too.
-    c.db.prepare('UPDATE dispatch_owner SET owner = ?, pid = ?, expires_at = ?').run('stalled', process.pid, Date.now() - 1);
-    assert.deepEqual(await b.claimDueDeliveries(10, 10, 100), [], 'an expired row is taken over; b still holds its own claim of dlv_2 (until 110)');
-    assert.deepEqual((await b.claimDueDeliveries(10, 110, 100)).map((d) => d.id), ['dlv_2'], 'and claims it again once that lease ran out');
+    assert.deepEqual(await b.claimDueDeliveries(10, 1700, 1000), [], 'b tried less than a second ago');
+    await sleep(1100);
+    const taken = await b.claimDueDeliveries(10, 1700, 1000);
+    assert.deepEqual(taken.map((d) => d.id).sort(), ['dlv_1', 'dlv_2', 'dlv_3'], 'once the holder closed, what it had not recorded is due again');
+    const d1 = taken.find((d) => d.id === 'dlv_1')!;
+    await b.recordOutcomes([{ kind: 'dropped', id: 'dlv_1', lease: d1.lease, reason: 'test', at: 1800 }]);
+    assert.equal((row('dlv_1') as { status: string }).status, 'dropped', 'the new holder records');
   } finally {
-    for (const s of stores) await s.close().catch(() => undefined);
+    await a.close().catch(() => undefined);
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a holder that dies (SIGKILL) frees the SQLite file for another process at once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-lock-'));
+  const path = join(dir, 'h.db');
+  const store = new SqliteStore(path);
+  await store.migrate();
+  seedDue(store, ['dlv_1']);
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    import { SqliteStore } from ${JSON.stringify(new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url).href)};
+    const s = new SqliteStore(${JSON.stringify(path)});
+    const claimed = await s.claimDueDeliveries(10, 10, 60000);
+    console.log('claimed ' + claimed.map((d) => d.id).join(','));
+    setInterval(() => {}, 1000);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      child.once('exit', (code) => reject(new Error(`child exited ${code}: ${out}`)));
+    });
+    assert.equal(line, 'claimed dlv_1', 'the child holds the file and claimed the delivery');
+    assert.deepEqual(await store.claimDueDeliveries(10, 10, 60000), [], 'not while the child runs');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    await sleep(1100);
+    assert.deepEqual((await store.claimDueDeliveries(10, 10, 60000)).map((d) => d.id), ['dlv_1'], 'its lease died with it');
+  } finally {
+    child.kill('SIGKILL');
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
