@@ -185,7 +185,7 @@ async function main(): Promise<number> {
       say(`  ${l.engine}: ${fmt(l.answered)} of ${fmt(l.events)} answered; p99 ${l.p99Ms} ms ${l.p99Ms < LATENCY_TARGET_MS ? 'meets' : 'misses'} the target; ` +
         `deliveries: ${fmt(l.deliveries.inWindow)} of ${fmt(l.deliveries.expected)} within the window, at most ${fmt(l.deliveries.maxBacklog)} behind, ` +
         `${l.deliveries.drainSeconds === null ? 'the rest did not finish within BENCH_TIMEOUT' : `the rest took ${l.deliveries.drainSeconds} s more`}; ` +
-        `publisher lag at worst ${l.senderLagMaxMs} ms${l.notes.length ? '; ' + l.notes.join('; ') : ''}`);
+        `publisher lag p99 ${l.senderLagP99Ms} ms, at worst ${l.senderLagMaxMs} ms${l.notes.length ? '; ' + l.notes.join('; ') : ''}`);
     }
   }
   if (report.backlog.length > 0) {
