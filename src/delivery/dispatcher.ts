@@ -77,6 +77,8 @@ export class Dispatcher {
   private readonly sends = new Map<number, { started: number; stalled: boolean }>();
   private nextSend = 0;
   private stalled = 0;
+  /** Sends ended so far: a claim that ran while some ended was made with less room than there is now. */
+  private ended = 0;
   private lastSweep = 0;
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -138,6 +140,7 @@ export class Dispatcher {
       }
       const wanted = Math.min(this.free(), CLAIM_BATCH);
       this.hinted = false;
+      const endedBefore = this.ended;
       let claimed = 0;
       try {
         const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
@@ -162,8 +165,15 @@ export class Dispatcher {
       // starting a claim: at 1,000 publishes/s of one delivery each, a claim per hint made
       // PostgreSQL run a claim of one or two rows per millisecond, and publishes queued behind
       // them for seconds (bench/latency.ts).
+      //
+      // Sends that ended while the claim ran count too: the claim saw their origins full
+      // (PostgreSQL's takes the room when it starts) and may have found nothing while due
+      // deliveries wait for exactly that room. Found by the fan-out test in
+      // test/integration/delivery.test.ts on PostgreSQL under load: the last 32 sends to the
+      // one origin ended during a claim that took none, nothing was left in flight, and the
+      // loop slept for the poll (a minute there) with 327 deliveries due.
       if (claimed < wanted) {
-        if (this.inflight > 0 || this.hinted) await this.wait('gather', CLAIM_GATHER_MS);
+        if (this.inflight > 0 || this.hinted || this.ended !== endedBefore) await this.wait('gather', CLAIM_GATHER_MS);
         else await this.wait('work', pollIntervalMs);
       }
     }
@@ -206,6 +216,7 @@ export class Dispatcher {
   /** A send ended: wake the loop if what it waits for is now there. */
   private released(origin: string, key: number): void {
     this.inflight--;
+    this.ended++;
     if (this.sends.get(key)?.stalled) this.stalled--;
     this.sends.delete(key);
     const left = (this.inflightByOrigin.get(origin) ?? 1) - 1;
