@@ -77,8 +77,6 @@ export class Dispatcher {
   private readonly sends = new Map<number, { started: number; stalled: boolean }>();
   private nextSend = 0;
   private stalled = 0;
-  /** Sends ended so far: a claim that ran while some ended was made with less room than there is now. */
-  private ended = 0;
   private lastSweep = 0;
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -140,7 +138,7 @@ export class Dispatcher {
       }
       const wanted = Math.min(this.free(), CLAIM_BATCH);
       this.hinted = false;
-      const endedBefore = this.ended;
+      const endedBefore = this.sendsEnded();
       let claimed = 0;
       try {
         const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
@@ -173,7 +171,7 @@ export class Dispatcher {
       // one origin ended during a claim that took none, nothing was left in flight, and the
       // loop slept for the poll (a minute there) with 327 deliveries due.
       if (claimed < wanted) {
-        if (this.inflight > 0 || this.hinted || this.ended !== endedBefore) await this.wait('gather', CLAIM_GATHER_MS);
+        if (this.inflight > 0 || this.hinted || this.sendsEnded() !== endedBefore) await this.wait('gather', CLAIM_GATHER_MS);
         else await this.wait('work', pollIntervalMs);
       }
     }
@@ -191,6 +189,11 @@ export class Dispatcher {
       this.waiting = what;
       this.wakeUp = done;
     });
+  }
+
+  /** Sends ended so far (each started one took a key): a claim that ran while some ended was made with less room than there is now. */
+  private sendsEnded(): number {
+    return this.nextSend - this.inflight;
   }
 
   /** Slots free: the concurrency less the sends in flight that have not stalled (STALL_MS). */
@@ -216,7 +219,6 @@ export class Dispatcher {
   /** A send ended: wake the loop if what it waits for is now there. */
   private released(origin: string, key: number): void {
     this.inflight--;
-    this.ended++;
     if (this.sends.get(key)?.stalled) this.stalled--;
     this.sends.delete(key);
     const left = (this.inflightByOrigin.get(origin) ?? 1) - 1;
