@@ -205,8 +205,8 @@ export function claimMapper(lease: string, names: readonly string[]): (row: read
 }
 
 /**
- * The columns and joins of a claimed delivery (read by claimMapper), shared by both engines'
- * claim queries so they cannot drift apart. LEFT JOINs: a deleted subscription, app, grant,
+ * The columns and joins of a claimed delivery (read by claimMapper), for PostgreSQL's claim
+ * statements (SQLite reads the rows a claim names table by table: SqliteStore.selectClaimed). LEFT JOINs: a deleted subscription, app, grant,
  * user or role comes back as null and the dispatcher drops the delivery with the reason.
  */
 export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}, ${prefixed('s', COLUMNS.subscriptions)},
@@ -228,7 +228,7 @@ export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url,
  */
 export const CLAIM_WINDOW = 2;
 
-/** CLAIM_FROM over `source`, a relation aliased `d` with the deliveries' id, attempts, event_id, subscription_id, app_id and company_id. */
+/** The joins of CLAIM_COLUMNS over `source`, a relation aliased `d` with the deliveries' id, attempts, event_id, subscription_id, app_id and company_id. */
 export const claimFrom = (source = 'deliveries d') => `FROM ${source}
   JOIN events e ON e.id = d.event_id
   LEFT JOIN subscriptions s ON s.id = d.subscription_id
@@ -237,7 +237,6 @@ export const claimFrom = (source = 'deliveries d') => `FROM ${source}
   LEFT JOIN companies c ON c.id = d.company_id
   LEFT JOIN users u ON u.id = s.user_id
   LEFT JOIN roles r ON r.company_id = u.company_id AND r.name = u.role`;
-export const CLAIM_FROM = claimFrom();
 
 /**
  * A publish queues the deliveries of at most this many subscriptions in its own transaction;

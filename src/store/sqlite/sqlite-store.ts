@@ -11,8 +11,8 @@ import { prune } from './retention.js';
 import { DeliveryLock } from './delivery-lock.js';
 import { WalSync } from './wal-sync.js';
 import {
-  CLAIM_COLUMNS, CLAIM_FROM, CLAIM_WINDOW, claimMapper, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
-  toSubscription, toUser, unprefix,
+  CLAIM_WINDOW, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  toEvent, toSubscription, toUser, unprefix,
 } from '../rows.js';
 import {
   originKey,
@@ -70,10 +70,21 @@ const NEXT_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE status
 /** One origin's oldest due deliveries. */
 const DUE_OF_ORIGIN = `SELECT id, origin FROM deliveries WHERE status = 'pending' AND origin = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER)`;
 
-/** The rows of deliveries picked by a claim, re-checked: still pending and due. */
-const CLAIMED = `SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?`;
-/** The row of a ping just stored under a lease (createPing). */
-const LEASED = `SELECT ${CLAIM_COLUMNS} ${CLAIM_FROM} WHERE d.id = ? AND d.lease_token = ?`;
+/** What a claim reads of each delivery: the rows it names are read once per claim (selectClaimed). */
+const CLAIMED_KEYS = 'd.id, d.attempts, d.event_id, d.subscription_id, d.app_id, d.company_id';
+/** The deliveries picked by a claim, re-checked: still pending and due. */
+const CLAIMED = `SELECT ${CLAIMED_KEYS} FROM deliveries d WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?`;
+/** The delivery of a ping just stored under a lease (createPing). */
+const LEASED = `SELECT ${CLAIMED_KEYS} FROM deliveries d WHERE d.id = ? AND d.lease_token = ?`;
+
+interface ClaimedKeys {
+  id: string;
+  attempts: number;
+  event_id: string;
+  subscription_id: string;
+  app_id: string;
+  company_id: string;
+}
 
 /**
  * A delivery this store claimed and has not recorded yet: under which lease, until when, to
@@ -603,11 +614,71 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  /** The claimed rows `sql` selects (CLAIMED or LEASED), mapped, under `lease`. */
+  /**
+   * The deliveries `sql` selects (CLAIMED or LEASED) under `lease`, with the rows they name,
+   * each of those read once however many deliveries share it (one event's deliveries share
+   * its event, app, company, user and role), in one read transaction. A LEFT JOIN of all
+   * seven tables per delivery read the event's body and every other column again for each:
+   * measured (bench/store-loop.ts, 100 subscriptions x 320 events, claims of 16), the claim
+   * took 24 us per delivery with the joined SELECT (20.7 of it in that SELECT), 17.8 us with
+   * this (the deliveries 3.5, their subscriptions 5.0, the other rows 2.1, the transaction 0.8).
+   */
   private selectClaimed(lease: string, sql: string, ...params: unknown[]): ClaimedDelivery[] {
-    const select = this.q(sql).raw(true);
-    const rows = select.all(...params) as unknown[][];
-    return rows.map(claimMapper(lease, select.columns().map((c) => c.name)));
+    return this.read(() => {
+      const keys = this.q(sql).all(...params) as ClaimedKeys[];
+      if (keys.length === 0) return [];
+      const events = this.rowsById('events', COLUMNS.events, keys.map((k) => k.event_id), toEvent);
+      const subs = this.rowsById('subscriptions', COLUMNS.subscriptions, keys.map((k) => k.subscription_id), toSubscription);
+      const apps = this.rowsById('apps', COLUMNS.apps, keys.map((k) => k.app_id), toApp);
+      const companies = this.rowsById('companies', COLUMNS.companies, keys.map((k) => k.company_id), toCompany);
+      const grants = this.rowsById('grants', COLUMNS.grants, [...subs.values()].map((s) => s.grant_id), toGrant);
+      const users = this.rowsById('users', COLUMNS.users, [...subs.values()].map((s) => s.user_id), toUser);
+      const roles = new Map<string, Role | null>();
+      const roleOf = (u: User): Role | null => {
+        const key = `${u.company_id}\0${u.role}`;
+        if (!roles.has(key)) {
+          const row = this.q('SELECT company_id, name, permissions FROM roles WHERE company_id = ? AND name = ?').get(u.company_id, u.role) as Row | undefined;
+          roles.set(key, row ? toRole(row) : null);
+        }
+        return roles.get(key)!;
+      };
+      const claimed: ClaimedDelivery[] = [];
+      for (const k of keys) {
+        const event = events.get(k.event_id);
+        if (!event) continue; // as the claim's inner join with events had it
+        const subscription = subs.get(k.subscription_id) ?? null;
+        const user = subscription ? (users.get(subscription.user_id) ?? null) : null;
+        claimed.push({
+          id: k.id,
+          lease,
+          attempts: Number(k.attempts),
+          event,
+          subscription,
+          app: apps.get(k.app_id) ?? null,
+          previousSecrets: [],
+          grant: subscription ? (grants.get(subscription.grant_id) ?? null) : null,
+          company: companies.get(k.company_id) ?? null,
+          user,
+          role: user ? roleOf(user) : null,
+        });
+      }
+      return claimed;
+    });
+  }
+
+  /** The rows of `table` whose id is among `ids` (repeats read once), mapped, by id. */
+  private rowsById<T>(table: string, columns: readonly string[], ids: string[], map: (r: Row) => T): Map<string, T> {
+    const distinct = [...new Set(ids)];
+    const select = `SELECT ${columns.join(', ')} FROM ${table}`;
+    const rows = (distinct.length === 1
+      ? this.q(`${select} WHERE id = ?`).all(distinct[0])
+      : this.q(`${select} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(distinct))) as Row[];
+    return new Map(rows.map((r) => [String(r.id), map(r)]));
+  }
+
+  /** `fn` in a read transaction: its statements see one snapshot of the file. */
+  private read<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   private async withPreviousSecrets(claimed: ClaimedDelivery[]): Promise<ClaimedDelivery[]> {
