@@ -32,8 +32,9 @@ const PUBLISHING = 16;
 const ADMIN = 'store-loop-admin-token-0123456789';
 
 const db = await freshDatabase(engine);
-const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, HERALD_ADMIN_TOKEN: ADMIN, HERALD_ALLOW_PRIVATE_CALLBACKS: 'true', LOG_LEVEL: 'silent' });
-const herald = await createHerald(config, { logger: pino({ level: 'silent' }) });
+const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, HERALD_ADMIN_TOKEN: ADMIN, HERALD_ALLOW_PRIVATE_CALLBACKS: 'true', HERALD_SEND_THREAD: 'false', LOG_LEVEL: 'silent' });
+// No dispatcher (worker: false): this loop claims and records itself.
+const herald = await createHerald(config, { logger: pino({ level: 'silent' }), worker: false });
 try {
   // Seeded through the API (in-process requests, nothing listens), as the bench seeds.
   const call = async (method: 'POST' | 'PUT', url: string, payload: object, token = ADMIN) => {

@@ -111,6 +111,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.chunks.push(chunk);
     this.size += chunk.length;
     if (this.size < this.limit) return;
+    // Settled first: the abort calls onResponseError at once, which must find it done.
     this.answered();
     controller.abort(new Error('answer excerpt read; the rest is not')); // the rest is never read
   }
@@ -124,7 +125,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   /** The deadline passed: a timeout, and the exchange stops (now, or once undici starts it). */
-  timedOut(): void {
+  private timedOut(): void {
     this.deadline = null;
     this.settle(noAnswer(TIMED_OUT, performance.now() - this.started));
     this.controller?.abort(new Error(TIMED_OUT));
@@ -216,13 +217,14 @@ class Deadlines {
       this.running.delete(d);
       d.onTimeout();
     }
+    if (this.running.size === 0) this.close();
   }
 }
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: string }).code ?? (err.cause as { code?: string } | undefined)?.code;
-  if (err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMED_OUT;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMED_OUT;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect timeout';
   return code ? `${code}: ${err.message}` : err.message;
 }

@@ -138,17 +138,16 @@ export const COLUMNS = {
 } as const;
 
 /**
- * Maps the joined claim rows (aliases e, s, a, g, c, u and role_*) of one claim to claimed
- * deliveries. Within a claim most rows share their event, app, grant, company, user and role
+ * Maps the joined claim rows (aliases e, s, a, g, c, u and role_*) of one PostgreSQL claim to
+ * claimed deliveries (SQLite reads table by table instead: SqliteStore.selectClaimed). Within a claim most rows share their event, app, grant, company, user and role
  * (profiled: a 32-row claim held 1.3 events on average), so each is mapped, its JSON parsed,
  * once per claim and the deliveries share the object; none of them is mutated downstream.
  * Mapping every row afresh, walking all 53 columns per alias, was 12% of Herald's time at
  * 2,000 deliveries/s on SQLite (56 us per row).
  *
- * Rows come as arrays (better-sqlite3's raw mode, pg's rowMode 'array'), `names` the result's
- * column names, each looked up once per claim. Measured (32-row claim on SQLite, the bench's
- * shape): better-sqlite3 took 14.2 us per row to build the 53-key row objects, 7.3 us for
- * arrays.
+ * Rows come as arrays (pg's rowMode 'array'), `names` the result's column names, each looked
+ * up once per claim. Measured when SQLite used it too (32-row claim, the bench's shape):
+ * better-sqlite3 took 14.2 us per row to build the 53-key row objects, 7.3 us for arrays.
  */
 export function claimMapper(lease: string, names: readonly string[]): (row: readonly unknown[]) => ClaimedDelivery {
   const at = new Map(names.map((n, i) => [n, i]));
@@ -206,8 +205,9 @@ export function claimMapper(lease: string, names: readonly string[]): (row: read
 
 /**
  * The columns and joins of a claimed delivery (read by claimMapper), for PostgreSQL's claim
- * statements (SQLite reads the rows a claim names table by table: SqliteStore.selectClaimed). LEFT JOINs: a deleted subscription, app, grant,
- * user or role comes back as null and the dispatcher drops the delivery with the reason.
+ * statements; SQLite reads the rows a claim names table by table (SqliteStore.selectClaimed).
+ * LEFT JOINs: a deleted subscription, app, grant, user or role comes back as null and the
+ * dispatcher drops the delivery with the reason.
  */
 export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}, ${prefixed('s', COLUMNS.subscriptions)},
   ${prefixed('a', COLUMNS.apps)}, ${prefixed('g', COLUMNS.grants)}, ${prefixed('c', COLUMNS.companies)},
@@ -228,8 +228,11 @@ export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url,
  */
 export const CLAIM_WINDOW = 2;
 
-/** The joins of CLAIM_COLUMNS over `source`, a relation aliased `d` with the deliveries' id, attempts, event_id, subscription_id, app_id and company_id. */
-export const claimFrom = (source = 'deliveries d') => `FROM ${source}
+/**
+ * The joins of CLAIM_COLUMNS over `source`, a relation aliased `d` with the deliveries' id,
+ * attempts, event_id, subscription_id, app_id and company_id.
+ */
+export const claimFrom = (source: string) => `FROM ${source}
   JOIN events e ON e.id = d.event_id
   LEFT JOIN subscriptions s ON s.id = d.subscription_id
   LEFT JOIN apps a ON a.id = d.app_id
