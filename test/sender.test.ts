@@ -17,6 +17,7 @@ describe('Sender', () => {
   let base: string;
   let sender: Sender;
   const open = new Set<ServerResponse>();
+  let counted = 0;
   const routes: Record<string, (res: ServerResponse) => void> = {
     '/empty': (res) => res.writeHead(204).end(),
     '/short': (res) => {
@@ -39,6 +40,10 @@ describe('Sender', () => {
       open.add(res);
     },
     '/hang': (res) => void open.add(res),
+    '/count': (res) => {
+      counted++;
+      res.writeHead(200).end();
+    },
     // The excerpt's bytes arrive in several writes, then the answer never ends.
     '/chunks': (res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -128,5 +133,32 @@ describe('Sender', () => {
   test('timeouts of many requests at once each end theirs, and the others still answer', async () => {
     const results = await Promise.all([...Array.from({ length: 6 }, () => send('/hang')), send('/short'), send('/empty')]);
     assert.deepEqual(results.map((r) => r.error ?? r.statusCode), [...Array(6).fill('timeout: no complete answer in time'), 200, 204]);
+  });
+
+  test('a request still queued for a socket at its deadline times out, and is not sent once a socket frees', async () => {
+    // One socket: the second request waits in undici's queue behind the first, which hangs.
+    const cfg = { connectionsPerOrigin: 1, timeoutMs: TIMEOUT, connectTimeoutMs: 500, egressAddress: null, responseExcerptBytes: EXCERPT } as unknown as DeliveryConfig;
+    const one = new Sender(cfg, true);
+    try {
+      counted = 0;
+      const [hung, queued] = await Promise.all([one.send(`${base}/hang`, {}, 'a'), one.send(`${base}/count`, {}, 'b')]);
+      assert.equal(hung.error, 'timeout: no complete answer in time');
+      assert.equal(queued.error, 'timeout: no complete answer in time');
+      assert.ok(queued.durationMs < TIMEOUT + 1000, `the queued one ended by its deadline (${queued.durationMs} ms)`);
+      // The first one's abort closes its socket; the queued one must not go out on the next.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(counted, 0, 'the request that timed out in the queue never reached the receiver');
+      const fresh = await one.send(`${base}/count`, {}, 'c');
+      assert.equal(fresh.statusCode, 200, 'the sender still works after');
+      assert.equal(counted, 1);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('an address that is not a URL is a failed attempt, not a throw', async () => {
+    const r = await sender.send('not a url', {}, 'x');
+    assert.equal(r.statusCode, null);
+    assert.ok(r.error);
   });
 });
