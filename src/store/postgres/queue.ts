@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
-import { newTimedId, timePart } from '../../domain/ids.js';
+import { newLease, newTimedId, timePart } from '../../domain/ids.js';
 import { CLAIM_COLUMNS, claimFrom, CLAIM_WINDOW, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, claimMapper } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, preparedArrays, sql, transaction, type Queryable } from './db.js';
@@ -10,7 +9,6 @@ import { FAN_OUT_HINT } from './listen.js';
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
 
-const newLease = (): string => randomBytes(12).toString('base64url');
 
 /**
  * Stores events and their deliveries atomically, several in one statement (PUBLISH_SQL). The

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ResourceType } from '../../domain/catalog.js';
 import { HeraldError } from '../../domain/errors.js';
-import { newTimedId } from '../../domain/ids.js';
+import { newLease, newTimedId } from '../../domain/ids.js';
 import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
@@ -551,7 +550,7 @@ export class SqliteStore implements Store {
     this.expireLeases(now - leaseMs);
     const picked = this.pickDue(limit, now, room ?? { perOrigin: Infinity, inFlight: new Map() });
     if (picked.length === 0) return [];
-    const lease = randomBytes(12).toString('base64url');
+    const lease = newLease();
     const origins = new Map(picked.map((p) => [p.id, p.origin]));
     const claimed = this.selectClaimed(lease, CLAIMED, JSON.stringify(picked.map((p) => p.id)), now);
     for (const d of claimed) this.hold(d.id, { lease, until: now + leaseMs, origin: origins.get(d.id)! });
@@ -698,7 +697,7 @@ export class SqliteStore implements Store {
   }
 
   async createPing(e: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {
-    const lease = randomBytes(12).toString('base64url');
+    const lease = newLease();
     const id = newTimedId('dlv', now);
     this.write(() => {
       this.q('INSERT INTO events (id, company_id, channel, body, user_id, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)').run(
