@@ -717,28 +717,32 @@ export class SqliteStore implements Store {
     this.writeRelaxed(() => {
       const attempt = this.q(
         `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-         VALUES (@delivery_id, @attempt, @started_at, @duration_ms, @status_code, @error, @response_excerpt)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       );
-      const set = `UPDATE deliveries SET status = @status, attempts = attempts + @inc, next_attempt_at = @next, lease_token = NULL,
-           last_status_code = COALESCE(@code, last_status_code), last_error = @error, updated_at = @now`;
+      // Positional parameters: binding by name looks each one up per run.
+      const set = `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_token = NULL,
+           last_status_code = COALESCE(?, last_status_code), last_error = ?, updated_at = ?`;
       // Held in memory under this lease (claimDueDeliveries): still pending, unless something
       // else ended it meanwhile (a deleted subscription drops its deliveries). Otherwise the
       // lease is written on the row (a ping's), or it is not the current one: no change.
-      const finishHeld = this.q(`${set} WHERE id = @id AND status = 'pending'`);
-      const finishLeased = this.q(`${set} WHERE id = @id AND lease_token = @lease`);
+      const finishHeld = this.q(`${set} WHERE id = ? AND status = 'pending'`);
+      const finishLeased = this.q(`${set} WHERE id = ? AND lease_token = ?`);
+      const finish = (o: DeliveryOutcome, status: string, inc: number, next: number | null, code: number | null, error: string | null, now: number): number =>
+        this.held.get(o.id)?.lease === o.lease
+          ? finishHeld.run(status, inc, next, code, error, now, o.id).changes
+          : finishLeased.run(status, inc, next, code, error, now, o.id, o.lease).changes;
       for (const o of outcomes) {
-        const finish = this.held.get(o.id)?.lease === o.lease ? finishHeld : finishLeased;
         if (o.kind === 'dropped') {
-          finish.run({ status: 'dropped', inc: 0, next: null, code: null, error: o.reason, now: o.at, id: o.id, lease: o.lease });
+          finish(o, 'dropped', 0, null, null, o.reason, o.at);
           continue;
         }
         const a = o.attempt;
-        attempt.run(a);
+        attempt.run(a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt);
         const now = a.started_at + a.duration_ms;
         const status = o.kind === 'succeeded' ? 'succeeded' : o.kind === 'retry' ? 'pending' : 'failed';
         const next = o.kind === 'retry' ? o.next_attempt_at : null;
         const error = o.kind === 'gone' ? 'receiver answered 410 Gone: subscription removed' : a.error;
-        const changed = finish.run({ status, inc: 1, next, code: a.status_code, error, now, id: o.id, lease: o.lease }).changes;
+        const changed = finish(o, status, 1, next, a.status_code, error, now);
         if (o.kind === 'gone' && changed > 0) this.removeSubscription(o.subscription_id, 'subscription removed: receiver answered 410 Gone', now);
       }
     });
