@@ -20,7 +20,20 @@ export interface OutgoingRequest {
 }
 
 /** ISO 8601 to the second, `2026-11-22T10:00:00Z`, as the contract shows. */
-export const isoSeconds = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+export function isoSeconds(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  // The deliveries of a claim are signed within the same second or two: two of them per delivery.
+  const memo = s === lastSecond[0] ? 0 : s === lastSecond[1] ? 1 : -1;
+  if (memo >= 0) return lastIso[memo]!;
+  const iso = new Date(s * 1000).toISOString().replace('.000Z', 'Z');
+  lastSecond[nextMemo] = s;
+  lastIso[nextMemo] = iso;
+  nextMemo ^= 1;
+  return iso;
+}
+const lastSecond = [Number.NaN, Number.NaN];
+const lastIso = ['', ''];
+let nextMemo = 0;
 
 /** `obj` of the notification: the event's object keyed by its type, and its links. */
 function notificationObject(event: StoredEvent): Record<string, unknown> {
@@ -45,11 +58,26 @@ function notificationObjectJson(event: StoredEvent): string {
   return json;
 }
 
-/** The notification of CONTRACT section 4 as JSON: `JSON.stringify(notificationPayload(f))`, byte for byte. */
+/**
+ * The notification of CONTRACT section 4 as JSON: `JSON.stringify(notificationPayload(f))`,
+ * byte for byte (test/domain/request.test.ts), built without the intermediate objects:
+ * the fields after `obj` in the same order, and `obj` spliced in as the event's JSON.
+ */
 function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string {
-  const { obj: _obj, algorithm, ...rest } = notificationPayload(f, false);
-  const tail = JSON.stringify(withAlgorithm ? { ...rest, algorithm } : rest);
-  return `{"obj":${notificationObjectJson(f.event)},${tail.slice(1)}`;
+  const tail: Record<string, unknown> = {
+    channel: f.event.channel,
+    event_id: f.event.id,
+    sub_id: f.subscription.id,
+    company_id: f.company.id,
+    user_id: f.subscription.user_id,
+    sub_domain: f.company.sub_domain,
+  };
+  if (f.event.user_id) tail.actor_id = f.event.user_id;
+  tail.issued_at = isoSeconds(f.now);
+  tail.access_token = f.accessToken;
+  tail.expires = isoSeconds(f.tokenExpiresAt);
+  if (withAlgorithm) tail.algorithm = SIGNED_REQUEST_ALGORITHM;
+  return `{"obj":${notificationObjectJson(f.event)},${JSON.stringify(tail).slice(1)}`;
 }
 
 /** The notification object of CONTRACT section 4: `obj` keys the object by its type. */

@@ -33,3 +33,10 @@ test('bodies are the payload serialised whole, byte for byte, with the event obj
     }
   }
 });
+
+test('isoSeconds gives each time its own second, whatever the order of the times asked', () => {
+  const plain = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  const times = [1_790_000_000_123, 1_790_000_003_999, 1_790_000_000_999, 1_800_000_000_000, 1_790_000_003_000, 1_790_000_000_000, 0, 1_800_000_000_500];
+  for (const t of [...times, ...times.reverse()]) assert.equal(isoSeconds(t), plain(t), `for ${t}`);
+  assert.equal(isoSeconds(1_790_000_000_123), '2026-09-21T14:13:20Z');
+});
