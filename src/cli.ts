@@ -37,7 +37,7 @@ program
   .command('migrate')
   .description('apply database migrations and exit')
   .action(async () => {
-    const store = openStore(loadConfig().databaseUrl);
+    const store = await openStore(loadConfig().databaseUrl);
     await store.migrate();
     await store.close();
     process.stdout.write('migrations applied\n');

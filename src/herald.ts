@@ -58,7 +58,7 @@ export interface Herald {
 /** Migrates the store, applies the catalog file, and wires HTTP and dispatcher. */
 export async function createHerald(config: Config, options: HeraldOptions = {}): Promise<Herald> {
   const log = options.logger ?? createLogger(config.logLevel);
-  const store = openStore(config.databaseUrl);
+  const store = await openStore(config.databaseUrl);
   await store.migrate();
 
   const sender = config.delivery.sendThread
