@@ -58,13 +58,9 @@ function notificationObjectJson(event: StoredEvent): string {
   return json;
 }
 
-/**
- * The notification of CONTRACT section 4 as JSON: `JSON.stringify(notificationPayload(f))`,
- * byte for byte (test/domain/request.test.ts), built without the intermediate objects:
- * the fields after `obj` in the same order, and `obj` spliced in as the event's JSON.
- */
-function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string {
-  const tail: Record<string, unknown> = {
+/** The fields of the notification after `obj` (CONTRACT section 4), in their order. */
+function notificationFields(f: NotificationFacts, withAlgorithm: boolean): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
     channel: f.event.channel,
     event_id: f.event.id,
     sub_id: f.subscription.id,
@@ -72,30 +68,28 @@ function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string 
     user_id: f.subscription.user_id,
     sub_domain: f.company.sub_domain,
   };
-  if (f.event.user_id) tail.actor_id = f.event.user_id;
-  tail.issued_at = isoSeconds(f.now);
-  tail.access_token = f.accessToken;
-  tail.expires = isoSeconds(f.tokenExpiresAt);
-  if (withAlgorithm) tail.algorithm = SIGNED_REQUEST_ALGORITHM;
-  return `{"obj":${notificationObjectJson(f.event)},${JSON.stringify(tail).slice(1)}`;
+  if (f.event.user_id) fields.actor_id = f.event.user_id;
+  fields.issued_at = isoSeconds(f.now);
+  fields.access_token = f.accessToken;
+  fields.expires = isoSeconds(f.tokenExpiresAt);
+  if (withAlgorithm) fields.algorithm = SIGNED_REQUEST_ALGORITHM;
+  return fields;
+}
+
+/**
+ * The notification as JSON: `JSON.stringify(notificationPayload(f))`, byte for byte
+ * (test/domain/request.test.ts), with `obj` spliced in as the event's JSON. Building the
+ * payload object and taking `obj` and `algorithm` out of it again was a quarter of
+ * buildRequest's time (bench/store-loop.ts: build 18.3 -> 14.1 us per delivery with the
+ * ISO strings memoised too).
+ */
+function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string {
+  return `{"obj":${notificationObjectJson(f.event)},${JSON.stringify(notificationFields(f, withAlgorithm)).slice(1)}`;
 }
 
 /** The notification object of CONTRACT section 4: `obj` keys the object by its type. */
-export function notificationPayload(f: NotificationFacts, withObject = true): Record<string, unknown> {
-  return {
-    obj: withObject ? notificationObject(f.event) : null,
-    channel: f.event.channel,
-    event_id: f.event.id,
-    sub_id: f.subscription.id,
-    company_id: f.company.id,
-    user_id: f.subscription.user_id,
-    sub_domain: f.company.sub_domain,
-    ...(f.event.user_id ? { actor_id: f.event.user_id } : {}),
-    issued_at: isoSeconds(f.now),
-    access_token: f.accessToken,
-    expires: isoSeconds(f.tokenExpiresAt),
-    algorithm: SIGNED_REQUEST_ALGORITHM,
-  };
+export function notificationPayload(f: NotificationFacts): Record<string, unknown> {
+  return { obj: notificationObject(f.event), ...notificationFields(f, true) };
 }
 
 /**

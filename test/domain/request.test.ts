@@ -40,3 +40,16 @@ test('isoSeconds gives each time its own second, whatever the order of the times
   for (const t of [...times, ...times.reverse()]) assert.equal(isoSeconds(t), plain(t), `for ${t}`);
   assert.equal(isoSeconds(1_790_000_000_123), '2026-09-21T14:13:20Z');
 });
+
+test('the notification carries the contract fields, in order, with their values', () => {
+  const f = facts(sub('s1', 'json'));
+  const body = JSON.parse(buildRequest(app('signed_request'), f).body) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body), ['obj', 'channel', 'event_id', 'sub_id', 'company_id', 'user_id', 'sub_domain', 'actor_id', 'issued_at', 'access_token', 'expires', 'algorithm']);
+  assert.deepEqual(body, {
+    obj: { task: event.object, links: event.links },
+    channel: 'task.update', event_id: 'evt_1', sub_id: 's1', company_id: 'co1', user_id: 'u1', sub_domain: 'acme', actor_id: 'u9',
+    issued_at: '2026-09-21T14:13:20Z', access_token: 'tok', expires: '2027-01-15T08:00:00Z', algorithm: 'HMAC-SHA256',
+  });
+  const anonymous = JSON.parse(buildRequest(app('signed_request'), facts(sub('s2', 'json'), { ...event, id: 'evt_3', user_id: null })).body) as Record<string, unknown>;
+  assert.equal('actor_id' in anonymous, false, 'no actor_id when the event has no user');
+});
