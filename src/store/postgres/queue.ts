@@ -9,7 +9,6 @@ import { FAN_OUT_HINT } from './listen.js';
 /** The channel of the LISTEN/NOTIFY latency hint: "deliveries were queued". */
 export const NOTIFY_CHANNEL = 'herald_deliveries';
 
-
 /**
  * Stores events and their deliveries atomically, several in one statement (PUBLISH_SQL). The
  * idempotency key is settled by the unique index, not by a read-then-insert: of two
