@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import type { ResourceRef } from './domain/subscription.js';
 
 /** What the host is asked: may this user see this resource instance (for this channel)? */
@@ -25,6 +24,8 @@ export type AccessCheck = (query: AccessQuery) => Promise<boolean>;
  */
 export function httpAccessCheck(url: string, opts: { token?: string | null; timeoutMs?: number } = {}): AccessCheck {
   return async (query) => {
+    // undici is loaded on the first check, not with Herald (delivery/transport.ts says why).
+    const { request } = await import('undici');
     const res = await request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },

@@ -6,7 +6,6 @@ import type { Config } from './config.js';
 import { newSecret } from './domain/ids.js';
 import { Dispatcher } from './delivery/dispatcher.js';
 import { startRetention } from './delivery/retention.js';
-import { Sender } from './delivery/sender.js';
 import { ThreadedSender } from './delivery/send-thread.js';
 import { DeliveryTokens } from './delivery/tokens.js';
 import { hashAdminToken } from './http/auth.js';
@@ -63,7 +62,7 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
 
   const sender = config.delivery.sendThread
     ? new ThreadedSender(config.delivery, config.allowPrivateCallbacks)
-    : new Sender(config.delivery, config.allowPrivateCallbacks);
+    : new (await import('./delivery/sender.js')).Sender(config.delivery, config.allowPrivateCallbacks);
   const tokens = new DeliveryTokens(store, config.accessTokenTtlMs);
   let dispatcher: Dispatcher | null = null;
   const core: Core = {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
 import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
 import { buildRequest } from './request.js';
-import { noAnswer, type SendResult, type Transport } from './sender.js';
+import { noAnswer, type SendResult, type Transport } from './transport.js';
 
 export interface AttemptDeps {
   sender: Transport;

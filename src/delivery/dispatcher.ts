@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { originKey, type ClaimedDelivery, type DeliveryOutcome, type Store } from '../store/types.js';
 import { attemptDelivery } from './attempt.js';
 import { FanOutExpander } from './fan-out.js';
-import type { Transport } from './sender.js';
+import type { Transport } from './transport.js';
 import type { DeliveryTokens } from './tokens.js';
 
 /** Most deliveries claimed in one statement. */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
-import { noAnswer, type SendResult, type Transport } from './sender.js';
+import { noAnswer, type SendResult, type Transport } from './transport.js';
 
 /** One request to the send thread (the body already signed). */
 export interface SendRequest {

@@ -6,7 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
-import { Sender, type SendResult } from './sender.js';
+import { Sender } from './sender.js';
+import type { SendResult } from './transport.js';
 import { PerTurn, type SendRequest } from './send-thread.js';
 
 const { cfg, allowPrivate } = workerData as { cfg: DeliveryConfig; allowPrivate: boolean };

@@ -3,21 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import { isPrivateAddress } from '../domain/network.js';
 import type { DeliveryConfig } from '../config.js';
-
-export interface SendResult {
-  /** null when no answer came (connection error, timeout, refused address). */
-  statusCode: number | null;
-  retryAfter: string | undefined;
-  excerpt: string | null;
-  error: string | null;
-  durationMs: number;
-}
-
-/** What delivers a signed request: a Sender in this thread, or ThreadedSender (send-thread.ts). */
-export interface Transport {
-  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult>;
-  close(): Promise<void>;
-}
+import { noAnswer, type SendResult, type Transport } from './transport.js';
 
 export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
 
@@ -159,10 +145,6 @@ interface Deadline {
   onTimeout: () => void;
 }
 
-/** An attempt that got no answer from the receiver, and why. */
-export function noAnswer(error: string, durationMs: number): SendResult {
-  return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(durationMs) };
-}
 
 /** The error of an attempt that ran out of HERALD_DELIVERY_TIMEOUT, whichever timer saw it. */
 const TIMED_OUT = 'timeout: no complete answer in time';

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ResourceType } from '../domain/catalog.js';
 import type { AccessCheck } from '../access-check.js';
 import type { Config } from '../config.js';
-import type { Transport } from '../delivery/sender.js';
+import type { Transport } from '../delivery/transport.js';
 import type { DeliveryTokens } from '../delivery/tokens.js';
 import type { Store } from '../store/types.js';
 
