@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
-import { Sender, type Transport } from '../../src/delivery/sender.js';
+import { Sender } from '../../src/delivery/sender.js';
+import type { Transport } from '../../src/delivery/transport.js';
 import { ThreadedSender } from '../../src/delivery/send-thread.js';
 import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import type { DeliveryConfig } from '../../src/config.js';
@@ -155,6 +156,24 @@ describe('policies that need their own server', () => {
       await ok(s.call('POST', '/api/subs', { token: story.token, body: { sub: { channel: 'client.create', callback_url: 'https://app.example.com/hooks?x=1' } } }), 201);
     } finally {
       await s.stop();
+    }
+  });
+
+  test('with HERALD_SEND_THREAD=false Herald sends from its main thread, signed, end to end', async () => {
+    const own = await startServer({ HERALD_SEND_THREAD: 'false' });
+    const ownRx = await Receiver.start();
+    try {
+      const st = await seedStory(own, `${ownRx.url}/`);
+      const subId = await subscribe(own, st.token, { channel: 'client.create', callback_url: `${ownRx.url}/main-thread` });
+      await publishEvent(own, { channel: 'client.create', company_id: st.companyId, object: { id: 'c1' } });
+      const [d] = await waitForDeliveries(own, `subscription_id=${subId}`, (ds) => ds[0]?.status === 'succeeded');
+      assert.equal(d.last_status_code, 200);
+      const got = ownRx.received.filter((r) => r.path === '/main-thread');
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.headers['webhook-id'], d.id);
+    } finally {
+      await own.stop();
+      await ownRx.close();
     }
   });
 
