@@ -214,7 +214,8 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
         id: newId('sub'), grant_id: grantId, ...owner(), channels: ['lead.create'], callback_url: 'https://app.example.com/h',
         resource, headers: {}, content_type: 'form', created_at: created, updated_at: created,
       });
-      const audience = Array.from({ length: 2 * FAN_OUT_CHUNK + 437 }, () => sub(at - 1));
+      const rest = Math.floor(FAN_OUT_CHUNK * 0.7) + 3; // a last chunk that does not fill
+      const audience = Array.from({ length: 2 * FAN_OUT_CHUNK + rest }, () => sub(at - 1));
       const elsewhere = Array.from({ length: 50 }, () => sub(at - 1, { type: 'project', id: 'proj9' }));
       for (const s of [...audience, ...elsewhere]) await store.createSubscription(s);
       const e = event('lead.create', { resources: { project: 'proj1' } });
@@ -240,7 +241,7 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       for (let p = await store.expandFanOut(at + 5); p; p = await store.expandFanOut(at + 5)) progress.push(p);
       assert.deepEqual(progress, [
         { event_id: e.id, deliveries: FAN_OUT_CHUNK, done: false },
-        { event_id: e.id, deliveries: 437, done: true },
+        { event_id: e.id, deliveries: rest, done: true },
       ]);
       await claimAll(at + 5); // queued in the event's place in line: due at its time
       assert.equal(delivered.length, audience.length);
