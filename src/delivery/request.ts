@@ -22,7 +22,8 @@ export interface OutgoingRequest {
 /** ISO 8601 to the second, `2026-11-22T10:00:00Z`, as the contract shows. */
 export function isoSeconds(ms: number): string {
   const s = Math.floor(ms / 1000);
-  // The deliveries of a claim are signed within the same second or two: two of them per delivery.
+  // Each delivery asks for two seconds (issued_at and its token's expiry), and the deliveries
+  // of a claim are signed within the same second or two: the last two answers are kept.
   const memo = s === lastSecond[0] ? 0 : s === lastSecond[1] ? 1 : -1;
   if (memo >= 0) return lastIso[memo]!;
   const iso = new Date(s * 1000).toISOString().replace('.000Z', 'Z');
@@ -44,7 +45,8 @@ function notificationObject(event: StoredEvent): Record<string, unknown> {
 /**
  * `obj` as JSON, serialised once per event: the deliveries of one claim share their event
  * object (store/rows.ts claimMapper, SqliteStore.selectClaimed), and only the rest of the
- * payload differs per subscription. Re-serialising the object per delivery was most of buildRequest's 5% of
+ * payload differs per subscription. Re-serialising the object per delivery was most of
+ * buildRequest's 5% of
  * Herald's time at 100 subscriptions per event.
  */
 const objectJson = new WeakMap<StoredEvent, string>();

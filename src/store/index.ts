@@ -6,7 +6,8 @@ export type { Store } from './types.js';
 /**
  * Opens the engine named by `DATABASE_URL`. Each engine's module (and its driver) is loaded
  * only when used: an idle Herald on SQLite without pg loaded was 90-91 MiB resident against
- * 91-94 (compiled; 117 against 121 MiB through tsx), three runs each of the bench's idle scenario.
+ * 91-94 (compiled; 117 against 121 MiB through tsx), three runs each of the bench's idle
+ * scenario.
  */
 export async function openStore(databaseUrl: string): Promise<Store> {
   if (databaseUrl.startsWith('sqlite:')) {

@@ -129,8 +129,8 @@ export class SqliteStore implements Store {
   private readonly heldByOrigin = new Map<string, number>();
   /** Null for an in-memory database (no other connection can open it). */
   private readonly deliveryLock: DeliveryLock | null;
-  /** Runs a function in a deferred (read) transaction; made once (see read). */
-  private readonly readTransaction: (fn: () => unknown) => unknown;
+  /** Runs `fn` in a deferred (read) transaction, so its statements see one snapshot of the file. */
+  private readonly readTransaction: <T>(fn: () => T) => T;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -152,7 +152,7 @@ export class SqliteStore implements Store {
     this.db.pragma('temp_store = MEMORY');
     this.db.function('herald_dlv_id', { deterministic: false, varargs: false }, (now: unknown) => newTimedId('dlv', Number(now)));
     this.oauth = new SqliteOAuthStore(this);
-    this.readTransaction = this.db.transaction((fn: () => unknown) => fn());
+    this.readTransaction = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
   }
 
   /** Prepared statements are cached by their SQL text. @internal */
@@ -620,14 +620,14 @@ export class SqliteStore implements Store {
    * The deliveries `sql` selects (CLAIMED or LEASED) under `lease`, with the rows they name,
    * each of those read once however many deliveries share it (one event's deliveries share
    * its event, app and company, and through one grant its user and role), in one read
-   * transaction. A LEFT JOIN of all
-   * seven tables per delivery read the event's body and every other column again for each:
+   * transaction. A LEFT JOIN of all seven tables per delivery read the event's body and every
+   * other column again for each:
    * measured (bench/store-loop.ts, 100 subscriptions x 320 events, claims of 16), the claim
    * took 24 us per delivery with the joined SELECT (20.7 of it in that SELECT), 17.8 us with
    * this (the deliveries 3.5, their subscriptions 5.0, the other rows 2.1, the transaction 0.8).
    */
   private selectClaimed(lease: string, sql: string, ...params: unknown[]): ClaimedDelivery[] {
-    return this.read(() => {
+    return this.readTransaction(() => {
       const keys = this.q(sql).all(...params) as ClaimedKeys[];
       if (keys.length === 0) return [];
       const events = this.rowsById('events', COLUMNS.events, keys.map((k) => k.event_id), toEvent);
@@ -678,11 +678,6 @@ export class SqliteStore implements Store {
       ? this.q(`${select} WHERE id = ?`).all(distinct[0])
       : this.q(`${select} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(distinct))) as Row[];
     return new Map(rows.map((r) => [String(r.id), map(r)]));
-  }
-
-  /** `fn` in a read transaction: its statements see one snapshot of the file. */
-  private read<T>(fn: () => T): T {
-    return this.readTransaction(fn) as T;
   }
 
   private async withPreviousSecrets(claimed: ClaimedDelivery[]): Promise<ClaimedDelivery[]> {
