@@ -123,8 +123,8 @@ export class HeraldApi {
 
 /**
  * Reads the deliveries table directly (not over Herald's API, which would load the process
- * being measured). Polls `anyPending`, which the partial index `deliveries_due` answers with
- * one probe: once every publish was acknowledged, no pending row left means every delivery
+ * being measured). Polls `anyPending`, which the due index (SQLite's partial `deliveries_due`,
+ * PostgreSQL's `delivery_queue_due`) answers with one probe: once every publish was acknowledged, no pending row left means every delivery
  * has its outcome; `statuses()` then checks they all succeeded. (Polling `count(*)` of the
  * pending rows every 50 ms read the whole backlog each time: on PostgreSQL, mid-run samples
  * found that count running in 18 of 60, a backend's worth of CPU taken from Herald's.)
@@ -143,7 +143,7 @@ export interface DeliveryCounter {
 /**
  * `origins` (receiver origins as deliveries store them, `http://127.0.0.1:port/`) limits the
  * counts to the deliveries to those origins (the hanging scenario counts the healthy ones
- * apart). `anyPending` then probes deliveries_due_origin once per origin. (Filtered by app
+ * apart). `anyPending` then probes the (origin, due) index once per origin. (Filtered by app
  * instead, the probe walked the hanging origin's pending backlog on every poll: 3.3 ms a
  * poll on PostgreSQL by the end of a 10 s run, CPU taken from the Herald being measured in
  * that run only.)
@@ -151,8 +151,10 @@ export interface DeliveryCounter {
 export async function openCounter(databaseUrl: string, origins?: readonly string[]): Promise<DeliveryCounter> {
   const sqlite = databaseUrl.startsWith('sqlite:');
   const only = !origins ? '' : sqlite ? ` AND origin IN (${origins.map(() => '?').join(', ')})` : ' AND origin = ANY($1)';
-  const PENDING = `SELECT count(*) AS n FROM deliveries WHERE status = 'pending'${only}`;
-  const ANY_PENDING = `SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending'${only}) AS any`;
+  // On PostgreSQL the pending deliveries are the rows of delivery_queue (migration 009).
+  const pendingRows = sqlite ? "deliveries WHERE status = 'pending'" : 'delivery_queue WHERE true';
+  const PENDING = `SELECT count(*) AS n FROM ${pendingRows}${only}`;
+  const ANY_PENDING = `SELECT EXISTS (SELECT 1 FROM ${pendingRows}${only}) AS any`;
   const STATUSES = `SELECT status, count(*) AS n FROM deliveries WHERE true${only} GROUP BY status`;
   const ATTEMPTS = `SELECT coalesce(sum(attempts), 0) AS n FROM deliveries WHERE true${only}`;
   const toRecord = (rows: { status: string; n: number | string }[]) => Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));

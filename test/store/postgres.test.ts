@@ -74,11 +74,11 @@ describe('PostgreSQL engine specifics', () => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     const { rows } = await client.query('SELECT version FROM schema_migrations ORDER BY version');
-    const index = await client.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'deliveries_due'");
+    const index = await client.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'delivery_queue_due'");
     await client.end();
     assert.equal(rows[0].version, '001_init');
     assert.equal(new Set(rows.map((r) => r.version)).size, rows.length);
-    assert.match(String(index.rows[0]?.indexdef), /\(next_attempt_at\) WHERE \(status = 'pending'::text\)/);
+    assert.match(String(index.rows[0]?.indexdef), /ON public\.delivery_queue USING btree \(next_attempt_at\)$/);
   });
 
   test('a NUL byte in a lookup key or a response excerpt does not fail the statement', async () => {
@@ -198,5 +198,54 @@ describe('PostgreSQL engine specifics', () => {
     }
     assert.ok((await store.prune(1000, 10)) >= 3, 'the event, its delivery and its attempt');
     assert.equal(await store.getDelivery(d!.id), null);
+  });
+});
+
+describe('PostgreSQL migration 009: the queue apart from the history', () => {
+  test('pending deliveries of an older database move to the queue, a lease held while migrating included', async () => {
+    const db = await freshPostgresUrl();
+    const store = new PostgresStore(db.url);
+    const client = new pg.Client({ connectionString: db.url });
+    try {
+      await store.migrate();
+      const { event } = await seed(store, ['client.create']);
+      for (let i = 0; i < 3; i++) await store.publishEvent(event(), 100 + i);
+      const [held] = await store.claimDueDeliveries(1, 200, 60_000);
+      const [done] = await store.claimDueDeliveries(1, 200, 60_000);
+      const attempt = (id: string, at: number) => ({ delivery_id: id, attempt: 1, started_at: at, duration_ms: 1, status_code: 200, error: null, response_excerpt: null });
+      await store.recordOutcomes([{ kind: 'succeeded', id: done!.id, lease: done!.lease, attempt: attempt(done!.id, 210) }]);
+
+      // Back to the schema and rows of migration 008: the queue's state on `deliveries`.
+      await client.connect();
+      await client.query(`BEGIN;
+        UPDATE deliveries d SET next_attempt_at = q.next_attempt_at, lease_token = q.lease_token FROM delivery_queue q WHERE q.id = d.id;
+        DROP TABLE delivery_queue;
+        CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX deliveries_due_origin ON deliveries (origin, next_attempt_at) WHERE status = 'pending';
+        DELETE FROM schema_migrations WHERE version >= '009';
+        COMMIT`);
+
+      await store.migrate();
+      const queued = await client.query('SELECT id, origin, next_attempt_at, lease_token FROM delivery_queue ORDER BY next_attempt_at');
+      assert.equal(queued.rows.length, 2, 'the two pending deliveries, not the succeeded one');
+      assert.deepEqual(queued.rows.map((r) => r.origin), ['https://a.example/', 'https://a.example/']);
+      assert.equal((await client.query("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname LIKE 'deliveries_due%'")).rows[0].n, 0);
+
+      // The lease taken before the migration still records its outcome; the other is claimable.
+      const [next] = await store.claimDueDeliveries(10, 300, 60_000);
+      assert.notEqual(next!.id, held!.id);
+      assert.deepEqual(await store.claimDueDeliveries(10, 300, 60_000), [], 'the held lease is not claimable before it expires');
+      await store.recordOutcomes([
+        { kind: 'succeeded', id: held!.id, lease: held!.lease, attempt: attempt(held!.id, 310) },
+        { kind: 'succeeded', id: next!.id, lease: next!.lease, attempt: attempt(next!.id, 311) },
+      ]);
+      assert.deepEqual([(await store.getDelivery(held!.id))?.status, (await store.getDelivery(next!.id))?.status], ['succeeded', 'succeeded']);
+      assert.equal((await client.query('SELECT count(*)::int AS n FROM delivery_queue')).rows[0].n, 0);
+      assert.equal(await store.nextDueAt(), null);
+    } finally {
+      await client.end();
+      await store.close();
+      await db.drop();
+    }
   });
 });

@@ -58,8 +58,8 @@ export class PostgresStore implements Store {
    * publishes and outcomes shared one pool and waited on each other's WAL flushes.
    *
    * enable_bitmapscan=off on these connections: with statistics from when the table was
-   * small (autovacuum analyses it at most once a minute), the claim's window over
-   * deliveries_due was planned as a bitmap scan that reads every due row and sorts them, so
+   * small (autovacuum analyses it at most once a minute), the claim's window over the due
+   * index was planned as a bitmap scan that reads every due row and sorts them, so
    * each claim cost grew with the backlog, the dispatcher fell further behind and publishes
    * queued behind it (EXPLAIN ANALYZE mid-run: 2,674 due rows read for a LIMIT of 128,
    * 5.8 ms; as an index scan in order, 1.6 ms). Every statement here finds its rows by an
@@ -345,7 +345,14 @@ export class PostgresStore implements Store {
       if (changed.rowCount === 0) return false;
       await indexChannels(db, s);
       // Pending deliveries go to the new URL, so they count against its origin.
-      await sql(db, "UPDATE deliveries SET origin = $1 WHERE subscription_id = $2 AND status = 'pending' AND origin <> $1", [originKey(s.callback_url), s.id]);
+      await sql(
+        db,
+        `WITH moved AS (
+           UPDATE deliveries SET origin = $1 WHERE subscription_id = $2 AND status = 'pending' AND origin <> $1 RETURNING id
+         )
+         UPDATE delivery_queue SET origin = $1 WHERE id = ANY(ARRAY(SELECT id FROM moved))`,
+        [originKey(s.callback_url), s.id],
+      );
       return true;
     });
   }
@@ -390,7 +397,7 @@ export class PostgresStore implements Store {
   }
 
   async nextDueAt(): Promise<number | null> {
-    const row = await this.one("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'", []);
+    const row = await this.one('SELECT MIN(next_attempt_at) AS at FROM delivery_queue', []);
     return row?.at === null || row?.at === undefined ? null : Number(row.at);
   }
 
