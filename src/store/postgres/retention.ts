@@ -17,8 +17,8 @@ import { sql } from './db.js';
  * LOCKED too, and an event goes only with all of them: one that someone holds keeps its
  * event for the next run. Events are walked in (created_at, id) order from where the
  * previous batch stopped, so an event kept (still pending) is passed once per run, not once
- * per batch. The foreign key from deliveries is checked at the end of the statement, after
- * all three deletes.
+ * per batch. An event goes in the statement that deletes all its deliveries (there is no
+ * foreign key from deliveries to events since migration 010 to check that).
  */
 const PRUNE_EVENTS = `WITH candidates AS MATERIALIZED (
   SELECT e.id, e.created_at FROM events e
