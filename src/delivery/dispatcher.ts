@@ -140,9 +140,17 @@ export class Dispatcher {
       this.hinted = false;
       const endedBefore = this.sendsEnded();
       let claimed = 0;
+      const carried = this.carryOutcomes();
       try {
         const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
-        const batch = await store.claimDueDeliveries(wanted, Date.now(), leaseMs, room);
+        const batch = await (carried.length > 0
+          ? store.recordAndClaim!(carried, wanted, Date.now(), leaseMs, room).catch((err: unknown) => {
+            // Not recorded: back to the outcomes waiting, for the next claim or flush.
+            this.outcomes.unshift(...carried);
+            void this.flushNow();
+            throw err;
+          })
+          : store.claimDueDeliveries(wanted, Date.now(), leaseMs, room));
         claimed = batch.length;
         if (claimed > 0) await this.dispatch(batch);
         failures = 0;
@@ -308,6 +316,20 @@ export class Dispatcher {
     this.outcomes.push(outcome);
     if (this.outcomes.length >= FLUSH_AT || !this.running) void this.flushNow();
     else this.flushTimer ??= setTimeout(() => void this.flushNow(), FLUSH_DELAY_MS);
+  }
+
+  /**
+   * The outcomes waiting, to be recorded by the claim about to run (Store.recordAndClaim: one
+   * round trip for both), when the engine can and no flush is running. Most outcomes are
+   * recorded so: the slots they free are what calls for the next claim.
+   */
+  private carryOutcomes(): DeliveryOutcome[] {
+    if (!this.deps.store.recordAndClaim || this.flushing || this.outcomes.length === 0) return [];
+    const carried = this.outcomes.splice(0, RECORD_BATCH);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.outcomes.length > 0) void this.flushNow();
+    return carried;
   }
 
   /** Starts a flush unless one runs (it takes what gathered meanwhile before it ends). */

@@ -91,6 +91,12 @@ export interface Store {
    */
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**
+   * Optional (engines where a statement is a round trip): recordOutcomes(outcomes), then
+   * claimDueDeliveries(limit, now, leaseMs, room), in one round trip where it can. If it
+   * throws, none of the outcomes was recorded.
+   */
+  recordAndClaim?(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
+  /**
    * Stores a `ping` event and one delivery to `subscription` already leased to the caller
    * (for the test-delivery call, which sends it at once), and returns it as claimed.
    */

@@ -110,6 +110,41 @@ describe('PostgreSQL engine specifics', () => {
     assert.equal((await store.listAttempts(c.id)).length, 1, 'the attempt is logged all the same');
   });
 
+  test('recordAndClaim records a batch of outcomes and claims in one statement; a 410 Gone goes first on its own', async () => {
+    const { sub, event } = await seed(store, ['client.archive']);
+    for (let i = 0; i < 6; i++) await store.publishEvent(event(), 30 + i);
+    const first = await store.claimDueDeliveries(4, 40, 1000);
+    assert.equal(first.length, 4);
+    const [a, b, c, d] = first as [typeof first[0], typeof first[0], typeof first[0], typeof first[0]];
+    const att = (id: string, code: number) => ({ delivery_id: id, attempt: 1, started_at: 40, duration_ms: 1, status_code: code, error: null, response_excerpt: null });
+    const room = { perOrigin: 10, inFlight: new Map<string, number>() };
+    const next = await store.recordAndClaim!([
+      { kind: 'succeeded', id: a.id, lease: a.lease, attempt: att(a.id, 200) },
+      { kind: 'retry', id: b.id, lease: b.lease, attempt: att(b.id, 500), next_attempt_at: 5000 },
+      { kind: 'failed', id: c.id, lease: c.lease, attempt: att(c.id, 400) },
+      { kind: 'dropped', id: d.id, lease: 'not-its-lease', reason: 'stale', at: 41 },
+    ], 10, 50, 1000, room);
+    assert.deepEqual(next.map((x) => x.id).sort(), (await store.listDeliveries({ status: 'pending', limit: 10 }))
+      .filter((x) => ![b.id, d.id].includes(x.id)).map((x) => x.id).sort(), 'the two never claimed, nothing else');
+    assert.equal(next.length, 2);
+    const status = async (id: string) => {
+      const x = await store.getDelivery(id);
+      return [x?.status, x?.attempts, x?.next_attempt_at];
+    };
+    assert.deepEqual(await status(a.id), ['succeeded', 1, null]);
+    assert.deepEqual(await status(b.id), ['pending', 1, 5000]);
+    assert.deepEqual(await status(c.id), ['failed', 1, null]);
+    assert.deepEqual(await status(d.id), ['pending', 0, 30 + first.findIndex((x) => x.id === d.id)], 'a stale lease changes nothing');
+    assert.equal((await store.listAttempts(a.id)).length, 1);
+    assert.equal(await store.nextDueAt(), 1040, 'd, still leased by the first claim');
+
+    const [e] = next as [typeof next[0]];
+    const after = await store.recordAndClaim!([{ kind: 'gone', id: e.id, lease: e.lease, attempt: att(e.id, 410), subscription_id: sub }], 10, 60, 1000, room);
+    assert.deepEqual(after, [], 'the subscription is gone, and with it what was still pending');
+    assert.equal((await store.getDelivery(e.id))?.status, 'failed');
+    assert.equal((await store.getDelivery(b.id))?.status, 'dropped');
+  });
+
   test('listen: a publish wakes the listener, and a lost connection reconnects and wakes it again', async () => {
     let woken = 0;
     const waitFor = async (n: number) => {

@@ -404,6 +404,14 @@ export class PostgresStore implements Store {
     return queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room, this.claimState);
   }
 
+  async recordAndClaim(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
+    if (!outcomes.some((o) => o.kind === 'gone')) return queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room, this.claimState, outcomes);
+    // A 410 Gone is recorded in a transaction of its own (recordOutcomes). Once it is, a
+    // failing claim must not throw: the caller would record the outcomes again.
+    await this.recordOutcomes(outcomes);
+    return this.claimDueDeliveries(limit, now, leaseMs, room).catch(() => []);
+  }
+
   createPing(event: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {
     return queue.createPing(this.pool, event, subscriptionId, appId, now, leaseMs);
   }

@@ -438,24 +438,45 @@ export interface ClaimState {
 
 const HEAD_BLOCKED_MS = 1000;
 
+const CLAIMS = { claim: CLAIM_SQL, claim_with_room: CLAIM_WITH_ROOM_SQL, claim_by_origin: CLAIM_BY_ORIGIN_SQL };
+/** CLAIMS recording outcomes (`recording`), made on first use: OUTCOMES_SQL is defined further down. */
+let recordingClaims: typeof CLAIMS | null = null;
+
+/**
+ * With `outcomes` (none a 410 Gone: see recordOutcomes), the first statement records them too
+ * (`recording`). Once it has, a failing second statement (the walk) ends the claim with what
+ * the first one leased instead of throwing: the caller would record those outcomes again.
+ */
 export async function claimDueDeliveries(
-  pool: Pool, limit: number, now: number, leaseMs: number, room: ClaimRoom | undefined, state: ClaimState,
+  pool: Pool, limit: number, now: number, leaseMs: number, room: ClaimRoom | undefined, state: ClaimState, outcomes: DeliveryOutcome[] = [],
 ): Promise<ClaimedDelivery[]> {
   const lease = newLease();
-  if (!room) return claimedFrom(lease, await preparedArrays(pool, 'claim', CLAIM_SQL, [now, limit, leaseMs, lease]));
+  let carried = outcomes.length > 0 ? outcomeParams(outcomes) : null;
+  const run = (name: keyof typeof CLAIMS, params: unknown[]) => {
+    if (!carried) return preparedArrays(pool, name, CLAIMS[name], params);
+    const all = [...carried, ...params];
+    carried = null;
+    recordingClaims ??= Object.fromEntries(Object.entries(CLAIMS).map(([n, text]) => [n, recording(text)])) as typeof CLAIMS;
+    return preparedArrays(pool, `${name}_recording`, recordingClaims[name], all);
+  };
+  if (!room) return claimedFrom(lease, await run('claim', [now, limit, leaseMs, lease]));
   const inFlight: Record<string, number> = Object.fromEntries(room.inFlight);
   const walk = async (n: number) =>
-    claimedFrom(lease, await preparedArrays(pool, 'claim_by_origin', CLAIM_BY_ORIGIN_SQL, [now, n, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]));
+    claimedFrom(lease, await run('claim_by_origin', [now, n, leaseMs, lease, JSON.stringify(inFlight), room.perOrigin]));
   if (now < state.walkUntil) return walk(limit);
   const window = limit * CLAIM_WINDOW;
-  const first = await preparedArrays(pool, 'claim_with_room', CLAIM_WITH_ROOM_SQL, [now, limit, leaseMs, lease, window, JSON.stringify(inFlight), room.perOrigin]);
+  const first = await run('claim_with_room', [now, limit, leaseMs, lease, window, JSON.stringify(inFlight), room.perOrigin]);
   const claimed = claimedFrom(lease, first);
   const head = first.rows[0]!;
   if (claimed.length < limit && Number(head[first.names.indexOf('seen')]) === window) {
     state.walkUntil = now + HEAD_BLOCKED_MS;
     const taken = (head[first.names.indexOf('taken')] ?? {}) as Record<string, number>;
     for (const [origin, n] of Object.entries(taken)) inFlight[origin] = (inFlight[origin] ?? 0) + n;
-    claimed.push(...(await walk(limit - claimed.length)));
+    try {
+      claimed.push(...(await walk(limit - claimed.length)));
+    } catch (err) {
+      if (outcomes.length === 0) throw err;
+    }
   }
   return claimed;
 }
@@ -571,7 +592,7 @@ export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): P
  * are updated. That update changes no indexed column of `deliveries`, so with the room its
  * fillfactor leaves it stays on its page (HOT) and writes no index entry (migration 009).
  */
-const OUTCOMES_SQL = `WITH attempts AS (
+const OUTCOME_CTES = `attempts AS (
   INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
   SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
 ), v AS (
@@ -585,16 +606,47 @@ const OUTCOMES_SQL = `WITH attempts AS (
   DELETE FROM delivery_queue q USING v
   WHERE q.id = v.id AND q.lease_token = v.lease AND v.status <> 'pending'
   RETURNING q.id, v.lease
-)
-UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next,
+)`;
+const OUTCOME_UPDATE = `UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next,
   last_status_code = COALESCE(v.code, d.last_status_code), last_error = v.error, updated_at = v.now
 FROM v JOIN (SELECT * FROM retried UNION ALL SELECT * FROM ended) k ON k.id = v.id AND k.lease = v.lease
 WHERE d.id = v.id
 RETURNING d.id`;
+const OUTCOMES_SQL = `WITH ${OUTCOME_CTES}
+${OUTCOME_UPDATE}`;
+/** How many parameters OUTCOMES_SQL takes (outcomeParams). */
+const OUTCOME_PARAMS = 15;
+
+/**
+ * `claim` (one of the claim statements) recording a batch of outcomes first, in the same
+ * statement: OUTCOMES_SQL's parameters come first, the claim's follow (renumbered). One round
+ * trip instead of two; the dispatcher records most outcomes this way, with the claim that the
+ * slots they freed call for. Measured (bench, PostgreSQL, 100 x 1,000): 2,096 claims and 1,597
+ * outcome statements per 50,000 deliveries, each a round trip that stalls Herald's main thread
+ * in the socket write while the backend runs (14-25% of its wall time).
+ *
+ * The claim reads the snapshot from before the outcomes: it sees the queue rows they delete
+ * or move, still leased (not due), so it does not claim them; a row whose lease had expired
+ * before its outcome came could be both claimed and ended by one statement, and PostgreSQL
+ * applies one of the two (sent again later, or finished): both are states at-least-once allows.
+ */
+const recording = (claim: string): string => {
+  const recursive = claim.startsWith('WITH RECURSIVE ');
+  const body = claim.replace(/^WITH (RECURSIVE )?/, '').replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + OUTCOME_PARAMS}`);
+  return `WITH ${recursive ? 'RECURSIVE ' : ''}${OUTCOME_CTES}, recorded AS (
+${OUTCOME_UPDATE}
+), ${body}`;
+};
 
 /** Applies outcomes whose order does not matter among themselves; returns the ids changed. */
 async function applySegment(db: Queryable, segment: DeliveryOutcome[]): Promise<Set<string>> {
   if (segment.length === 0) return new Set();
+  const { rows } = await prepared(db, 'outcomes', OUTCOMES_SQL, outcomeParams(segment));
+  return new Set(rows.map((r) => String(r.id)));
+}
+
+/** OUTCOMES_SQL's parameters for outcomes whose order does not matter among themselves. */
+function outcomeParams(segment: DeliveryOutcome[]): unknown[] {
   const a = { id: [] as string[], n: [] as number[], started: [] as number[], ms: [] as number[], code: [] as (number | null)[], error: [] as (string | null)[], excerpt: [] as (string | null)[] };
   const f = { id: [] as string[], lease: [] as string[], status: [] as string[], inc: [] as number[], next: [] as (number | null)[], code: [] as (number | null)[], error: [] as (string | null)[], now: [] as number[] };
   const seen = new Set<string>();
@@ -617,9 +669,8 @@ async function applySegment(db: Queryable, segment: DeliveryOutcome[]): Promise<
     f.id.push(o.id); f.lease.push(o.lease); f.status.push(row[0]); f.inc.push(row[1]);
     f.next.push(row[2]); f.code.push(row[3]); f.error.push(row[4]); f.now.push(row[5]);
   }
-  const { rows } = await prepared(db, 'outcomes', OUTCOMES_SQL, [
+  return [
     a.id, a.n, a.started, a.ms, a.code, a.error, a.excerpt,
     f.id, f.lease, f.status, f.inc, f.next, f.code, f.error, f.now,
-  ]);
-  return new Set(rows.map((r) => String(r.id)));
+  ];
 }
