@@ -16,9 +16,14 @@
 -- `deliveries` (in flight, the API shows the due time it was claimed at, as on SQLite), and
 -- deliveries.lease_token is no longer used.
 --
--- Leases held while migrating are kept: a process of the old version still sending has its
--- outcomes matched by the same token. Processes of the old version must not keep running
--- against the migrated database: they would claim from `deliveries` again.
+-- Stop every process of the old version before migrating: one still running would queue
+-- deliveries without a queue row (never sent) and claim from `deliveries`. Leases held
+-- while migrating are copied, so those deliveries are not claimed again before the lease
+-- ends; an old process's outcome recorded after the migration no longer matches (the old
+-- statement checks deliveries.lease_token, cleared here), and the delivery is sent again
+-- after its lease, which at-least-once allows. The lock keeps writers of the old version
+-- out while the pending rows are copied.
+LOCK TABLE deliveries IN EXCLUSIVE MODE;
 CREATE TABLE delivery_queue (
   id              TEXT PRIMARY KEY,
   origin          TEXT NOT NULL,

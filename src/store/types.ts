@@ -91,9 +91,11 @@ export interface Store {
    */
   claimDueDeliveries(limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**
-   * Optional (engines where a statement is a round trip): recordOutcomes(outcomes), then
-   * claimDueDeliveries(limit, now, leaseMs, room), in one round trip where it can. If it
-   * throws, none of the outcomes was recorded.
+   * Optional (engines where a statement is a round trip): recordOutcomes(outcomes) and
+   * claimDueDeliveries(limit, now, leaseMs, room) in one round trip where it can. The claim
+   * need not see the outcomes (it never claims a delivery its caller still holds the lease
+   * of). If it throws, the outcomes are to be recorded again: none was, unless the connection
+   * failed after the commit (then their attempts are logged twice).
    */
   recordAndClaim?(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**

@@ -53,7 +53,8 @@ export class PostgresStore implements Store {
    * statements never wait for an fsync. Losing the last of them to a crash of the
    * PostgreSQL server (not of Herald) makes a claimed delivery due again or re-sends a sent
    * one, which at-least-once allows; the database stays consistent. Events and everything
-   * else acknowledged to a client go through `pool`, committed durably before the answer.
+   * else acknowledged to a client go through `pool` or `publishPool`, committed durably
+   * before the answer.
    * (SQLite's twin is writeRelaxed.) Measured: at 1,000 publishes/s on this 2-core machine,
    * publishes and outcomes shared one pool and waited on each other's WAL flushes.
    *
@@ -361,12 +362,15 @@ export class PostgresStore implements Store {
       if (changed.rowCount === 0) return false;
       await indexChannels(db, s);
       // Pending deliveries go to the new URL, so they count against its origin.
+      // The queue rows first, then the deliveries: the outcomes' order (queue.removeSubscriptions).
       await sql(
         db,
         `WITH moved AS (
-           UPDATE deliveries SET origin = $1 WHERE subscription_id = $2 AND status = 'pending' AND origin <> $1 RETURNING id
+           UPDATE delivery_queue SET origin = $1
+           WHERE id = ANY(ARRAY(SELECT id FROM deliveries WHERE subscription_id = $2 AND status = 'pending')) AND origin <> $1
+           RETURNING id
          )
-         UPDATE delivery_queue SET origin = $1 WHERE id = ANY(ARRAY(SELECT id FROM moved))`,
+         UPDATE deliveries SET origin = $1 WHERE id = ANY(ARRAY(SELECT id FROM moved))`,
         [originKey(s.callback_url), s.id],
       );
       return true;
@@ -407,7 +411,8 @@ export class PostgresStore implements Store {
   async recordAndClaim(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
     if (!outcomes.some((o) => o.kind === 'gone')) return queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room, this.claimState, outcomes);
     // A 410 Gone is recorded in a transaction of its own (recordOutcomes). Once it is, a
-    // failing claim must not throw: the caller would record the outcomes again.
+    // failing claim must not throw: the caller would record the outcomes again. The claim
+    // is only missed: the dispatcher claims again on its next turn.
     await this.recordOutcomes(outcomes);
     return this.claimDueDeliveries(limit, now, leaseMs, room).catch(() => []);
   }

@@ -154,9 +154,10 @@ const deliveryId = (timePart: string, event: string, subscription: string) =>
  * (two with one key in the batch: the first is stored, the second conflicts with it), and
  * `stored` are their rows of `input`, joined once (left to the planner, the join to `ev`
  * was a filter over every event's every matching subscription: 24,000 comparisons for 16
- * events to 100 subscriptions, 10 of the statement's 30 ms); `queued` inserts the first chunk of each one's deliveries (`matching`, at most $12:
- * FAN_OUT_CHUNK) and `enqueued` their queue rows (migration 009), and `fanned` stores a `fanouts` row for each event whose chunk filled, so
- * the dispatcher queues the rest (expandFanOut). Answers per event, in order: whether it was
+ * events to 100 subscriptions, 10 of the statement's 30 ms); `queued` inserts the first
+ * chunk of each one's deliveries (`matching`, at most $12: FAN_OUT_CHUNK) and `enqueued`
+ * their queue rows (migration 009), and `fanned` stores a `fanouts` row for each event
+ * whose chunk filled, so the dispatcher queues the rest (expandFanOut). Answers per event, in order: whether it was
  * stored and how many deliveries it queued. With `notify` (in the host's transaction) the
  * NOTIFY is sent when deliveries were queued, and delivered at COMMIT.
  */
@@ -541,14 +542,18 @@ export async function createPing(
  */
 export async function removeSubscriptions(db: Queryable, ids: string[], reason: string, now: number): Promise<void> {
   if (ids.length === 0) return;
+  // The queue rows first, then the deliveries: the order in which outcomes lock them
+  // (OUTCOMES_SQL), so a removal racing an outcome of the same subscription (several 410s at
+  // once, a revoked grant under load) waits for it instead of deadlocking with it.
   await sql(
     db,
-    `WITH dropped AS (
-       UPDATE deliveries SET status = 'dropped', last_error = $1, next_attempt_at = NULL, updated_at = $2
-       WHERE subscription_id = ANY($3::text[]) AND status = 'pending'
+    `WITH dequeued AS (
+       DELETE FROM delivery_queue
+       WHERE id = ANY(ARRAY(SELECT id FROM deliveries WHERE subscription_id = ANY($3::text[]) AND status = 'pending'))
        RETURNING id
      )
-     DELETE FROM delivery_queue WHERE id = ANY(ARRAY(SELECT id FROM dropped))`,
+     UPDATE deliveries SET status = 'dropped', last_error = $1, next_attempt_at = NULL, updated_at = $2
+     WHERE id = ANY(ARRAY(SELECT id FROM dequeued)) AND status = 'pending'`,
     [reason, now, ids],
   );
   await sql(db, 'DELETE FROM subscription_channels WHERE subscription_id = ANY($1::text[])', [ids]);
@@ -625,10 +630,15 @@ const OUTCOME_PARAMS = 15;
  * outcome statements per 50,000 deliveries, each a round trip that stalls Herald's main thread
  * in the socket write while the backend runs (14-25% of its wall time).
  *
- * The claim reads the snapshot from before the outcomes: it sees the queue rows they delete
- * or move, still leased (not due), so it does not claim them; a row whose lease had expired
- * before its outcome came could be both claimed and ended by one statement, and PostgreSQL
- * applies one of the two (sent again later, or finished): both are states at-least-once allows.
+ * One snapshot for both: the claim sees the queue rows the outcomes delete or move still
+ * leased (not due), so it does not claim them. The claim is the statement's main query, so it
+ * runs first; the outcomes' CTEs, which it does not read, run after it. A row whose lease
+ * had expired before its outcome came can be claimed again here; its outcome then finds the
+ * row changed by this statement and is not applied (its attempt is still logged), and the
+ * delivery is sent again: at-least-once. Locks are taken queue rows first, then deliveries,
+ * as everywhere (removeSubscriptions). Two processes whose claims each take a row whose
+ * lease the other's outcomes hold can still deadlock (sends outlasting the lease in both):
+ * PostgreSQL aborts one statement, and its dispatcher records those outcomes again.
  */
 const recording = (claim: string): string => {
   const recursive = claim.startsWith('WITH RECURSIVE ');
