@@ -125,9 +125,10 @@ export class HeraldApi {
  * Reads the deliveries table directly (not over Herald's API, which would load the process
  * being measured). Polls `anyPending`, which the due index (SQLite's partial
  * `deliveries_due`, PostgreSQL's `delivery_queue_due`) answers with one probe: once every
- * publish was acknowledged, no pending row left means every delivery has its outcome; `statuses()` then checks they all succeeded. (Polling `count(*)` of the
- * pending rows every 50 ms read the whole backlog each time: on PostgreSQL, mid-run samples
- * found that count running in 18 of 60, a backend's worth of CPU taken from Herald's.)
+ * publish was acknowledged, no pending row left means every delivery has its outcome;
+ * `statuses()` then checks they all succeeded. (Polling `count(*)` of the pending rows every
+ * 50 ms read the whole backlog each time: on PostgreSQL, mid-run samples found that count
+ * running in 18 of 60, a backend's worth of CPU taken from Herald's.)
  */
 export interface DeliveryCounter {
   /** Whether any delivery is pending: one index probe. */

@@ -126,8 +126,8 @@ export class Dispatcher {
   }
 
   private async loop(): Promise<void> {
-    const { store, config, log } = this.deps;
-    const { maxInFlightPerOrigin, leaseMs, pollIntervalMs } = config.delivery;
+    const { config, log } = this.deps;
+    const { pollIntervalMs } = config.delivery;
     let failures = 0;
     while (this.running) {
       this.sweepStalled();
@@ -140,17 +140,8 @@ export class Dispatcher {
       this.hinted = false;
       const endedBefore = this.sendsEnded();
       let claimed = 0;
-      const carried = this.carryOutcomes();
       try {
-        const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
-        const batch = await (carried.length > 0
-          ? store.recordAndClaim!(carried, wanted, Date.now(), leaseMs, room).catch((err: unknown) => {
-            // Not recorded: back to the outcomes waiting, for the next claim or flush.
-            this.outcomes.unshift(...carried);
-            void this.flushNow();
-            throw err;
-          })
-          : store.claimDueDeliveries(wanted, Date.now(), leaseMs, room));
+        const batch = await this.claim(wanted);
         claimed = batch.length;
         if (claimed > 0) await this.dispatch(batch);
         failures = 0;
@@ -319,17 +310,27 @@ export class Dispatcher {
   }
 
   /**
-   * The outcomes waiting, to be recorded by the claim about to run (Store.recordAndClaim: one
-   * round trip for both), when the engine can and no flush is running. Most outcomes are
-   * recorded so: the slots they free are what calls for the next claim.
+   * Claims up to `wanted` deliveries. When the engine can (Store.recordAndClaim) and no flush
+   * is running, the outcomes waiting are recorded by the same round trip: most outcomes are
+   * recorded so, since the slots they free are what calls for the claim. If that fails they
+   * go back to wait for the next claim or flush.
    */
-  private carryOutcomes(): DeliveryOutcome[] {
-    if (!this.deps.store.recordAndClaim || this.flushing || this.outcomes.length === 0) return [];
+  private async claim(wanted: number): Promise<ClaimedDelivery[]> {
+    const { store, config } = this.deps;
+    const { maxInFlightPerOrigin, leaseMs } = config.delivery;
+    const room = { perOrigin: maxInFlightPerOrigin, inFlight: this.inflightByOrigin };
+    if (!store.recordAndClaim || this.flushing || this.outcomes.length === 0) return store.claimDueDeliveries(wanted, Date.now(), leaseMs, room);
     const carried = this.outcomes.splice(0, RECORD_BATCH);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.outcomes.length > 0) void this.flushNow();
-    return carried;
+    try {
+      return await store.recordAndClaim(carried, wanted, Date.now(), leaseMs, room);
+    } catch (err) {
+      this.outcomes.unshift(...carried);
+      void this.flushNow();
+      throw err;
+    }
   }
 
   /** Starts a flush unless one runs (it takes what gathered meanwhile before it ends). */

@@ -145,7 +145,6 @@ interface Deadline {
   onTimeout: () => void;
 }
 
-
 /** The error of an attempt that ran out of HERALD_DELIVERY_TIMEOUT, whichever timer saw it. */
 const TIMED_OUT = 'timeout: no complete answer in time';
 

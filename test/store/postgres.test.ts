@@ -145,6 +145,20 @@ describe('PostgreSQL engine specifics', () => {
     assert.equal((await store.getDelivery(b.id))?.status, 'dropped');
   });
 
+  test('recordAndClaim records in the walk past a blocked head of the queue too', async () => {
+    const { event } = await seed(store, ['client.restore']);
+    for (let i = 0; i < 3; i++) await store.publishEvent(event(), 70 + i);
+    const [held] = await store.claimDueDeliveries(1, 80, 1000);
+    const origin = 'https://a.example/';
+    // The window holds only deliveries to an origin without room: the claim walks past it,
+    // and the claims of the next second start with the walk (ClaimState.walkUntil).
+    assert.deepEqual(await store.claimDueDeliveries(1, 80, 1000, { perOrigin: 1, inFlight: new Map([[origin, 1]]) }), []);
+    const attempt = { delivery_id: held!.id, attempt: 1, started_at: 81, duration_ms: 1, status_code: 200, error: null, response_excerpt: null };
+    const next = await store.recordAndClaim!([{ kind: 'succeeded', id: held!.id, lease: held!.lease, attempt }], 10, 90, 1000, { perOrigin: 10, inFlight: new Map() });
+    assert.equal(next.length, 2);
+    assert.equal((await store.getDelivery(held!.id))?.status, 'succeeded');
+  });
+
   test('listen: a publish wakes the listener, and a lost connection reconnects and wakes it again', async () => {
     let woken = 0;
     const waitFor = async (n: number) => {

@@ -157,9 +157,9 @@ const deliveryId = (timePart: string, event: string, subscription: string) =>
  * events to 100 subscriptions, 10 of the statement's 30 ms); `queued` inserts the first
  * chunk of each one's deliveries (`matching`, at most $12: FAN_OUT_CHUNK) and `enqueued`
  * their queue rows (migration 009), and `fanned` stores a `fanouts` row for each event
- * whose chunk filled, so the dispatcher queues the rest (expandFanOut). Answers per event, in order: whether it was
- * stored and how many deliveries it queued. With `notify` (in the host's transaction) the
- * NOTIFY is sent when deliveries were queued, and delivered at COMMIT.
+ * whose chunk filled, so the dispatcher queues the rest (expandFanOut). Answers per event,
+ * in order: whether it was stored and how many deliveries it queued. With `notify` (in the
+ * host's transaction) the NOTIFY is sent when deliveries were queued, and delivered at COMMIT.
  */
 const publishSql = (notify: boolean) => `WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::jsonb[], $9::text[], $10::text[], $11::text[])
@@ -440,8 +440,6 @@ export interface ClaimState {
 const HEAD_BLOCKED_MS = 1000;
 
 const CLAIMS = { claim: CLAIM_SQL, claim_with_room: CLAIM_WITH_ROOM_SQL, claim_by_origin: CLAIM_BY_ORIGIN_SQL };
-/** CLAIMS recording outcomes (`recording`), made on first use: OUTCOMES_SQL is defined further down. */
-let recordingClaims: typeof CLAIMS | null = null;
 
 /**
  * With `outcomes` (none a 410 Gone: see recordOutcomes), the first statement records them too
@@ -455,10 +453,9 @@ export async function claimDueDeliveries(
   let carried = outcomes.length > 0 ? outcomeParams(outcomes) : null;
   const run = (name: keyof typeof CLAIMS, params: unknown[]) => {
     if (!carried) return preparedArrays(pool, name, CLAIMS[name], params);
-    const all = [...carried, ...params];
+    const all = [...params, ...carried];
     carried = null;
-    recordingClaims ??= Object.fromEntries(Object.entries(CLAIMS).map(([n, text]) => [n, recording(text)])) as typeof CLAIMS;
-    return preparedArrays(pool, `${name}_recording`, recordingClaims[name], all);
+    return preparedArrays(pool, `${name}_recording`, RECORDING_CLAIMS[name], all);
   };
   if (!room) return claimedFrom(lease, await run('claim', [now, limit, leaseMs, lease]));
   const inFlight: Record<string, number> = Object.fromEntries(room.inFlight);
@@ -591,17 +588,19 @@ export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): P
 }
 
 /**
- * The attempts ($1-$7) and the state changes ($8-$15) of a batch of outcomes, from arrays.
- * The lease is checked on the queue row: a retry moves it to its next due time (`retried`),
+ * The attempts (parameters 1-7 after `after`) and the state changes (8-15) of a batch of
+ * outcomes, from arrays (outcomeParams). The lease is checked on the queue row: a retry moves it to its next due time (`retried`),
  * any other outcome deletes it (`ended`); only the deliveries whose queue row that changed
  * are updated. That update changes no indexed column of `deliveries`, so with the room its
  * fillfactor leaves it stays on its page (HOT) and writes no index entry (migration 009).
  */
-const OUTCOME_CTES = `attempts AS (
+const outcomeCtes = (after: number): string => {
+  const p = (n: number) => `$${after + n}`;
+  return `attempts AS (
   INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-  SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
+  SELECT * FROM unnest(${p(1)}::text[], ${p(2)}::int[], ${p(3)}::bigint[], ${p(4)}::int[], ${p(5)}::int[], ${p(6)}::text[], ${p(7)}::text[])
 ), v AS (
-  SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::int[], $12::bigint[], $13::int[], $14::text[], $15::bigint[])
+  SELECT * FROM unnest(${p(8)}::text[], ${p(9)}::text[], ${p(10)}::text[], ${p(11)}::int[], ${p(12)}::bigint[], ${p(13)}::int[], ${p(14)}::text[], ${p(15)}::bigint[])
     AS v(id, lease, status, inc, next, code, error, now)
 ), retried AS (
   UPDATE delivery_queue q SET next_attempt_at = v.next, lease_token = NULL
@@ -612,19 +611,18 @@ const OUTCOME_CTES = `attempts AS (
   WHERE q.id = v.id AND q.lease_token = v.lease AND v.status <> 'pending'
   RETURNING q.id, v.lease
 )`;
+};
 const OUTCOME_UPDATE = `UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, next_attempt_at = v.next,
   last_status_code = COALESCE(v.code, d.last_status_code), last_error = v.error, updated_at = v.now
 FROM v JOIN (SELECT * FROM retried UNION ALL SELECT * FROM ended) k ON k.id = v.id AND k.lease = v.lease
 WHERE d.id = v.id
 RETURNING d.id`;
-const OUTCOMES_SQL = `WITH ${OUTCOME_CTES}
+const OUTCOMES_SQL = `WITH ${outcomeCtes(0)}
 ${OUTCOME_UPDATE}`;
-/** How many parameters OUTCOMES_SQL takes (outcomeParams). */
-const OUTCOME_PARAMS = 15;
 
 /**
- * `claim` (one of the claim statements) recording a batch of outcomes first, in the same
- * statement: OUTCOMES_SQL's parameters come first, the claim's follow (renumbered). One round
+ * `claim` (one of the claim statements) recording a batch of outcomes too, in the same
+ * statement: the claim's parameters come first, the outcomes' follow. One round
  * trip instead of two; the dispatcher records most outcomes this way, with the claim that the
  * slots they freed call for. Measured (bench, PostgreSQL, 100 x 1,000): 2,096 claims and 1,597
  * outcome statements per 50,000 deliveries, each a round trip that stalls Herald's main thread
@@ -641,11 +639,16 @@ const OUTCOME_PARAMS = 15;
  * PostgreSQL aborts one statement, and its dispatcher records those outcomes again.
  */
 const recording = (claim: string): string => {
-  const recursive = claim.startsWith('WITH RECURSIVE ');
-  const body = claim.replace(/^WITH (RECURSIVE )?/, '').replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + OUTCOME_PARAMS}`);
-  return `WITH ${recursive ? 'RECURSIVE ' : ''}${OUTCOME_CTES}, recorded AS (
+  const [, withList, rest] = /^(WITH (?:RECURSIVE )?)([\s\S]*)$/.exec(claim)!;
+  const claimParams = Math.max(...[...claim.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+  return `${withList}${outcomeCtes(claimParams)}, recorded AS (
 ${OUTCOME_UPDATE}
-), ${body}`;
+), ${rest}`;
+};
+const RECORDING_CLAIMS: typeof CLAIMS = {
+  claim: recording(CLAIMS.claim),
+  claim_with_room: recording(CLAIMS.claim_with_room),
+  claim_by_origin: recording(CLAIMS.claim_by_origin),
 };
 
 /** Applies outcomes whose order does not matter among themselves; returns the ids changed. */
