@@ -1,3 +1,8 @@
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { BenchConfig, Engine } from './config.js';
 import { drainedBy, HeraldApi, openCounter, waitUntilDrained } from './herald-process.js';
 import { postgresMeter, publishOne, seed, withHerald } from './herald.js';
@@ -175,6 +180,99 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
       notes,
     };
   });
+}
+
+/** The floor's answer times under the same load (runLatencyFloor). */
+export interface LatencyFloorResult {
+  rate: number;
+  seconds: number;
+  events: number;
+  answered: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  /** Publishes answered later than LATENCY_TARGET_MS after their scheduled start. */
+  late: number;
+  senderLagP99Ms: number;
+  /** Events the floor had delivered (signed POST answered 200) when the window closed, of `answered`. */
+  delivered: number;
+  cpuPct: number;
+  machine: MachineLoad;
+}
+
+const FLOOR_ENTRY = fileURLToPath(new URL('./latency-floor-process.ts', import.meta.url));
+
+/**
+ * The latency scenario against its floor (bench/latency-floor-process.ts): a Fastify server
+ * that makes each publish durable with an fdatasync and then delivers it with one signed
+ * POST, storing nothing else. Same publisher (HeraldApi, `connections` keep-alive sockets),
+ * same warm-up, same open loop, same receiver: what is left of Herald's answer times above
+ * these is Herald's own (its database, its dispatcher), the rest is this machine's.
+ */
+export async function runLatencyFloor(cfg: BenchConfig, receiver: Receiver): Promise<LatencyFloorResult> {
+  const { rate, seconds, connections } = cfg.latency;
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-floor-'));
+  const child = fork(FLOOR_ENTRY, [JSON.stringify({ receiverUrl: receiver.url, file: join(dir, 'floor.bin'), connections: cfg.connectionsPerOrigin })], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`latency floor exited with ${code}`)));
+      child.on('message', (m: { type: string; url: string }) => m.type === 'listening' && resolve(m.url));
+    });
+    const api = new HeraldApi(url, connections);
+    const event = (i: number) => ({ ...benchEvent(i), company_id: 'floor', user_id: 'floor' });
+    await mapLimit(Array.from({ length: WARMUP_EVENTS }, (_, i) => i), 4, (i) => api.call('POST', '/admin/events', event(i)));
+    const warmup = rate * WARMUP_SECONDS;
+    const interval = 1000 / rate;
+    await Promise.all((await openLoop(warmup, interval, performance.now(), (i) => api.call('POST', '/admin/events', event(WARMUP_EVENTS + i)))).inFlight);
+    await receiver.count(true);
+    const n = rate * seconds;
+    const times: number[] = [];
+    let errors = 0;
+    const cpu = cpuMeter(child.pid!);
+    const machine = machineMeter([process.pid, child.pid!, receiver.pid]);
+    const t0 = performance.now();
+    const { inFlight, lags } = await openLoop(n, interval, t0, async (i, due) => {
+      try {
+        await api.call('POST', '/admin/events', event(WARMUP_EVENTS + warmup + i));
+        times.push(performance.now() - due);
+      } catch {
+        errors++;
+      }
+    });
+    const used = cpu();
+    const load = machine();
+    const delivered = await receiver.count();
+    await Promise.all(inFlight);
+    await receiver.count(true);
+    await api.close();
+    return {
+      rate,
+      seconds,
+      events: n,
+      answered: times.length,
+      errors,
+      p50Ms: round(percentile(times, 50), 1),
+      p99Ms: round(percentile(times, 99), 1),
+      p999Ms: round(percentile(times, 99.9), 1),
+      maxMs: round(times.reduce((a, b) => Math.max(a, b), 0), 1),
+      late: times.filter((t) => t > LATENCY_TARGET_MS).length,
+      senderLagP99Ms: round(percentile(lags, 99), 1),
+      delivered,
+      cpuPct: used.cpuPct,
+      machine: load,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

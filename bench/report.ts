@@ -1,7 +1,7 @@
 import type { BacklogRun } from './backlog.js';
 import type { HangingRun } from './hanging.js';
 import type { FanoutResult, HeraldResult, IdleResult } from './herald.js';
-import { LATENCY_TARGET_MS, type LatencyResult } from './latency.js';
+import { LATENCY_TARGET_MS, type LatencyFloorResult, type LatencyResult } from './latency.js';
 import type { ThroughputResult } from './limit.js';
 
 /** The issue's targets for the backlog and the hanging receiver. */
@@ -33,6 +33,8 @@ export interface Report {
   ratios: { name: string; value: number }[];
   fanout: FanoutResult[];
   latency: LatencyResult[];
+  /** The latency scenario's floor, measured in the same run (null when it did not run). */
+  latencyFloor: LatencyFloorResult | null;
   backlog: BacklogResult[];
   hanging: HangingResult[];
   idle: IdleResult[];
@@ -103,7 +105,7 @@ export function fanoutTable(results: FanoutResult[]): string {
   return pad(rows);
 }
 
-export function latencyTable(results: LatencyResult[]): string {
+export function latencyTable(results: LatencyResult[], floor: LatencyFloorResult | null = null): string {
   const rows = [['publish latency, open loop', 'events/s x s', 'subs', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', `late (> ${LATENCY_TARGET_MS} ms)`, 'errors', 'deliveries/s', 'backlog at end', 'kept up', 'Herald CPU', 'machine busy / iowait', 'others']];
   for (const r of results) {
     rows.push([
@@ -121,6 +123,24 @@ export function latencyTable(results: LatencyResult[]): string {
       r.deliveries.keptUp ? 'yes' : 'no',
       `${r.cpuPct}%`,
       ...machineCells(r.machine),
+    ]);
+  }
+  if (floor) {
+    rows.push([
+      'floor: fdatasync + one POST, no storage',
+      `${fmt(floor.rate)} x ${floor.seconds}`,
+      '1',
+      String(floor.p50Ms),
+      String(floor.p99Ms),
+      String(floor.p999Ms),
+      String(floor.maxMs),
+      fmt(floor.late),
+      fmt(floor.errors),
+      '',
+      '',
+      '',
+      `${floor.cpuPct}%`,
+      ...machineCells(floor.machine),
     ]);
   }
   return pad(rows);
@@ -197,11 +217,18 @@ function sections(report: Report): Section[] {
     const rate = report.latency[0]!.rate;
     out.push({
       title: `Publish answer time at ${fmt(rate)} events/s, open loop: p99 in ms (lower is better)`,
-      bars: report.latency.map((l) => ({
-        label: `Herald on ${engineName(l.engine)}`,
-        value: l.p99Ms,
-        text: `p50 ${l.p50Ms} / p99 ${l.p99Ms} / p99.9 ${l.p999Ms} ms; deliveries ${l.deliveries.keptUp ? 'kept up' : 'fell behind'}`,
-      })),
+      bars: [
+        ...report.latency.map((l) => ({
+          label: `Herald on ${engineName(l.engine)}`,
+          value: l.p99Ms,
+          text: `p50 ${l.p50Ms} / p99 ${l.p99Ms} / p99.9 ${l.p999Ms} ms; deliveries ${l.deliveries.keptUp ? 'kept up' : 'fell behind'}${report.latencyFloor ? `; ${(l.p99Ms / report.latencyFloor.p99Ms).toFixed(2)} x floor` : ''}`,
+        })),
+        ...(report.latencyFloor ? [{
+          label: 'floor: fdatasync + one POST, no storage',
+          value: report.latencyFloor.p99Ms,
+          text: `p50 ${report.latencyFloor.p50Ms} / p99 ${report.latencyFloor.p99Ms} / p99.9 ${report.latencyFloor.p999Ms} ms`,
+        }] : []),
+      ],
       marker: { value: LATENCY_TARGET_MS, label: `${LATENCY_TARGET_MS} ms target` },
     });
   }

@@ -13,7 +13,7 @@ import { buildCompiledCli } from './compiled.js';
 import { loadBenchConfig, type BenchConfig } from './config.js';
 import { runHangingOnce } from './hanging.js';
 import { measureIdle, runFanout, runHeraldThroughput, type HeraldResult } from './herald.js';
-import { LATENCY_TARGET_MS, runLatency } from './latency.js';
+import { LATENCY_TARGET_MS, runLatency, runLatencyFloor } from './latency.js';
 import { runLimit, type ThroughputResult } from './limit.js';
 import { formatProfile, mainThreadProfile, summarizeProfile, type ProfileSummary } from './profile.js';
 import { Receiver } from './receiver.js';
@@ -66,6 +66,7 @@ async function main(): Promise<number> {
     ratios: [],
     fanout: [],
     latency: [],
+    latencyFloor: null,
     backlog: [],
     hanging: [],
     idle: [],
@@ -120,6 +121,7 @@ async function main(): Promise<number> {
     }
     if (has('latency')) {
       const { rate, seconds, subs } = cfg.latency;
+      report.latencyFloor = await attempt(`latency floor: ${rate} events/s for ${seconds} s, Fastify + fdatasync + one signed POST each, no storage`, () => runLatencyFloor(cfg, receiver));
       for (const engine of cfg.latency.engines) {
         const l = await attempt(`latency: ${rate} events/s for ${seconds} s, open loop, ${subs} subscription(s) each, on ${engine}`, () => runLatency(engine, cfg, receiver));
         if (l) report.latency.push(l);
@@ -179,13 +181,19 @@ async function main(): Promise<number> {
     if (cfg.fanout < 10_000) say(`  sized down: the issue asks for 10,000 subscriptions (BENCH_FANOUT=10000); this run used ${cfg.fanout}`);
   }
   if (report.latency.length > 0) {
-    say('\n' + latencyTable(report.latency));
+    say('\n' + latencyTable(report.latency, report.latencyFloor));
     say(`  times count from each publish's scheduled start (open loop); target: p99 under ${LATENCY_TARGET_MS} ms. "kept up": the deliveries were less than one second's worth behind when publishing stopped`);
     for (const l of report.latency) {
       say(`  ${l.engine}: ${fmt(l.answered)} of ${fmt(l.events)} answered; p99 ${l.p99Ms} ms ${l.p99Ms < LATENCY_TARGET_MS ? 'meets' : 'misses'} the target; ` +
         `deliveries: ${fmt(l.deliveries.inWindow)} of ${fmt(l.deliveries.expected)} within the window, at most ${fmt(l.deliveries.maxBacklog)} behind, ` +
         `${l.deliveries.drainSeconds === null ? 'the rest did not finish within BENCH_TIMEOUT' : `the rest took ${l.deliveries.drainSeconds} s more`}; ` +
         `publisher lag p99 ${l.senderLagP99Ms} ms, at worst ${l.senderLagMaxMs} ms${l.notes.length ? '; ' + l.notes.join('; ') : ''}`);
+    }
+    const floor = report.latencyFloor;
+    if (floor) {
+      say(`  floor: a Fastify server that fdatasyncs each publish and then sends it as one signed POST, storing nothing else (bench/latency-floor-process.ts), same publisher and receiver; ` +
+        `${fmt(floor.answered)} of ${fmt(floor.events)} answered, ${fmt(floor.delivered)} delivered in the window; publisher lag p99 ${floor.senderLagP99Ms} ms`);
+      say(`  p99 against the floor's: ${report.latency.map((l) => `${l.engine} ${(l.p99Ms / floor.p99Ms).toFixed(2)} x`).join(', ')}`);
     }
   }
   if (report.backlog.length > 0) {
