@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { newId } from '../../src/domain/ids.js';
 import { matchesResource } from '../../src/domain/subscription.js';
 import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
-import { originKey, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
+import { originKey, type App, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
  * The Store contract: every engine must pass this suite, each run on a fresh database.
@@ -278,6 +278,54 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.equal((await store.getDelivery(first.id))?.status, 'succeeded');
       assert.equal(await store.nextDueAt(), null);
       await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
+    test('a claim reads each delivery\'s own app, previous secrets, grant, user and role, and null for a role that is gone', async () => {
+      // A second app signing with Standard Webhooks whose signing secret was rotated, and a
+      // user of a role that does not exist, each with a subscription to the same event.
+      const app2: App = {
+        id: newId('app'), name: 'App 2', url: 'https://app2.example.com/', redirect_uris: [], signature: 'standard_webhooks',
+        client_id: newId('app'), client_secret: 's2', signing_secret: 'whsec_old', public_client: false, created_at: T0,
+      };
+      await store.createApp(app2);
+      await store.rotateAppSecret(app2.id, 'signing', 'whsec_new', T0 + 3600_000, T0);
+      const grant2 = newId('grt');
+      await store.createGrant(
+        { id: grant2, app_id: app2.id, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null },
+        { hash: `hash-${grant2}`, grant_id: grant2, expires_at: T0 + 3600_000, created_at: T0 },
+      );
+      const user2 = newId('usr');
+      await store.createUser({ id: user2, company_id: companyId, email: 'b@acme.test', name: 'B', role: 'gone', created_at: T0, updated_at: T0 }, null);
+      const grant3 = newId('grt');
+      await store.createGrant(
+        { id: grant3, app_id: appId, user_id: user2, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null },
+        { hash: `hash-${grant3}`, grant_id: grant3, expires_at: T0 + 3600_000, created_at: T0 },
+      );
+      const sub1 = await newSub(['client.merge']);
+      const sub2: Subscription = { ...sub1, id: newId('sub'), grant_id: grant2, app_id: app2.id, callback_url: 'https://app2.example.com/h' };
+      const sub3: Subscription = { ...sub1, id: newId('sub'), grant_id: grant3, user_id: user2 };
+      await store.createSubscription(sub2);
+      await store.createSubscription(sub3);
+      const { id: eventId } = await store.publishEvent(event('client.merge'), T0);
+
+      const claimed = await store.claimDueDeliveries(10, T0 + 1, 10_000);
+      const bySub = new Map(claimed.map((d) => [d.subscription?.id, d]));
+      assert.equal(claimed.length, 3);
+      const [d1, d2, d3] = [bySub.get(sub1.id)!, bySub.get(sub2.id)!, bySub.get(sub3.id)!];
+      for (const d of [d1, d2, d3]) {
+        assert.equal(d.event.id, eventId);
+        assert.deepEqual(d.event.object, { id: 'o1' });
+        assert.equal(d.company?.id, companyId);
+        assert.equal(d.attempts, 0);
+      }
+      assert.deepEqual([d1.app?.id, d1.app?.signing_secret, d1.previousSecrets, d1.grant?.id, d1.user?.id], [appId, 'whsec_x', [], grantId, userId]);
+      assert.deepEqual(d1.role, { company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
+      assert.deepEqual(d1.subscription, sub1);
+      assert.deepEqual([d2.app?.id, d2.app?.signature, d2.app?.signing_secret, d2.previousSecrets, d2.grant?.id], [app2.id, 'standard_webhooks', 'whsec_new', ['whsec_old'], grant2]);
+      assert.equal(d2.grant?.revoked_at, null);
+      assert.deepEqual([d3.app?.id, d3.grant?.id, d3.user?.id, d3.user?.role, d3.role], [appId, grant3, user2, 'gone', null]);
+      await store.recordOutcomes(claimed.map((c) => ({ kind: 'dropped' as const, id: c.id, lease: c.lease, reason: 'test', at: T0 + 1 })));
+      for (const s of [sub1, sub2, sub3]) await store.deleteSubscription({ app_id: s.app_id, user_id: s.user_id, company_id: companyId }, s.id, 'cleanup', T0);
     });
 
     test('a claim with room takes at most what each receiver origin has room for, oldest first', async () => {

@@ -554,7 +554,7 @@ export class SqliteStore implements Store {
     const origins = new Map(picked.map((p) => [p.id, p.origin]));
     const claimed = this.selectClaimed(lease, CLAIMED, JSON.stringify(picked.map((p) => p.id)), now);
     for (const d of claimed) this.hold(d.id, { lease, until: now + leaseMs, origin: origins.get(d.id)! });
-    return this.withPreviousSecrets(claimed);
+    return this.withPreviousSecrets(claimed, now);
   }
 
   /** Forgets the leases that ran out by `before` (no outcome is coming: its send ended long since). */
@@ -680,8 +680,8 @@ export class SqliteStore implements Store {
     return new Map(rows.map((r) => [String(r.id), map(r)]));
   }
 
-  private async withPreviousSecrets(claimed: ClaimedDelivery[]): Promise<ClaimedDelivery[]> {
-    const now = Date.now();
+  /** The previous secrets (rotated, still in their grace period at `now`) each claimed delivery's app signs with too, as PostgreSQL's claims read them. */
+  private async withPreviousSecrets(claimed: ClaimedDelivery[], now: number): Promise<ClaimedDelivery[]> {
     const previous = new Map<string, Promise<string[]>>();
     for (const d of claimed) {
       if (!d.app) continue;
@@ -703,7 +703,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, COALESCE((SELECT ${originSql('instr')} FROM subscriptions s WHERE s.id = ?), ''), 'pending', 0, ?, ?, ?, ?)`,
       ).run(id, e.id, subscriptionId, e.company_id, appId, e.channel, subscriptionId, now + leaseMs, lease, now, now);
     });
-    return (await this.withPreviousSecrets(this.selectClaimed(lease, LEASED, id, lease)))[0]!;
+    return (await this.withPreviousSecrets(this.selectClaimed(lease, LEASED, id, lease), now))[0]!;
   }
 
   async recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
