@@ -22,12 +22,11 @@ const WARMUP_EVENTS = 200;
  */
 const WARMUP_SECONDS = 2;
 
-export interface LatencyResult {
-  engine: Engine;
+/** Publish answer times under the open-loop load, Herald's or the floor's (answerTimes). */
+export interface AnswerTimes {
   /** Events per second asked for, and for how long. */
   rate: number;
   seconds: number;
-  subs: number;
   /** Publishes scheduled, answered 202, and failed (another status, or no answer). */
   events: number;
   answered: number;
@@ -46,6 +45,29 @@ export interface LatencyResult {
    */
   senderLagP99Ms: number;
   senderLagMaxMs: number;
+}
+
+function answerTimes(rate: number, seconds: number, errors: number, times: number[], lags: number[]): AnswerTimes {
+  const max = (xs: number[]) => round(xs.reduce((a, b) => Math.max(a, b), 0), 1);
+  return {
+    rate,
+    seconds,
+    events: rate * seconds,
+    answered: times.length,
+    errors,
+    p50Ms: round(percentile(times, 50), 1),
+    p99Ms: round(percentile(times, 99), 1),
+    p999Ms: round(percentile(times, 99.9), 1),
+    maxMs: max(times),
+    late: times.filter((t) => t > LATENCY_TARGET_MS).length,
+    senderLagP99Ms: round(percentile(lags, 99), 1),
+    senderLagMaxMs: max(lags),
+  };
+}
+
+export interface LatencyResult extends AnswerTimes {
+  engine: Engine;
+  subs: number;
   deliveries: {
     /** Deliveries of the events scheduled in the window (events x subs). */
     expected: number;
@@ -153,19 +175,8 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
     if (warnings > 0) notes.push(`herald logged ${warnings} warning lines: ${herald.logLines()[0]!.slice(0, 200)}`);
     return {
       engine,
-      rate,
-      seconds,
       subs,
-      events: n,
-      answered,
-      errors,
-      p50Ms: round(percentile(times, 50), 1),
-      p99Ms: round(percentile(times, 99), 1),
-      p999Ms: round(percentile(times, 99.9), 1),
-      maxMs: round(times.reduce((a, b) => Math.max(a, b), 0), 1),
-      late: times.filter((t) => t > LATENCY_TARGET_MS).length,
-      senderLagP99Ms: round(percentile(senderLags, 99), 1),
-      senderLagMaxMs: round(senderLags.reduce((a, b) => Math.max(a, b), 0), 1),
+      ...answerTimes(rate, seconds, errors, times, senderLags),
       deliveries: {
         expected,
         inWindow,
@@ -183,19 +194,7 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
 }
 
 /** The floor's answer times under the same load (runLatencyFloor). */
-export interface LatencyFloorResult {
-  rate: number;
-  seconds: number;
-  events: number;
-  answered: number;
-  errors: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  /** Publishes answered later than LATENCY_TARGET_MS after their scheduled start. */
-  late: number;
-  senderLagP99Ms: number;
+export interface LatencyFloorResult extends AnswerTimes {
   /** Events the floor had delivered (signed POST answered 200) when the window closed, of `answered`. */
   delivered: number;
   cpuPct: number;
@@ -253,17 +252,7 @@ export async function runLatencyFloor(cfg: BenchConfig, receiver: Receiver): Pro
     await receiver.count(true);
     await api.close();
     return {
-      rate,
-      seconds,
-      events: n,
-      answered: times.length,
-      errors,
-      p50Ms: round(percentile(times, 50), 1),
-      p99Ms: round(percentile(times, 99), 1),
-      p999Ms: round(percentile(times, 99.9), 1),
-      maxMs: round(times.reduce((a, b) => Math.max(a, b), 0), 1),
-      late: times.filter((t) => t > LATENCY_TARGET_MS).length,
-      senderLagP99Ms: round(percentile(lags, 99), 1),
+      ...answerTimes(rate, seconds, errors, times, lags),
       delivered,
       cpuPct: used.cpuPct,
       machine: load,
