@@ -1,4 +1,3 @@
-import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { drainedBy, HeraldApi, openCounter, waitUntilDrained } from './herald-pr
 import { postgresMeter, publishOne, seed, withHerald } from './herald.js';
 import { benchEvent } from './payload.js';
 import type { Receiver } from './receiver.js';
-import { cpuMeter, machineMeter, mapLimit, percentile, round, sleep, type MachineLoad } from './util.js';
+import { cpuMeter, forkListening, machineMeter, mapLimit, percentile, round, sleep, type MachineLoad } from './util.js';
 
 /** The issue's target: publish answers within 10 ms at the 99th percentile. */
 export const LATENCY_TARGET_MS = 10;
@@ -47,7 +46,35 @@ export interface AnswerTimes {
   senderLagMaxMs: number;
 }
 
-function answerTimes(rate: number, seconds: number, errors: number, times: number[], lags: number[]): AnswerTimes {
+/**
+ * The answers of an open loop's publishes: `send` (openLoop's callback) makes publish `i` and
+ * times its answer from its scheduled start; a failed one is counted, the first kept.
+ */
+class Answers {
+  readonly times: number[] = [];
+  /** Answer times by the second of the window they were scheduled in. */
+  readonly bySecond: number[][];
+  errors = 0;
+  firstError: string | null = null;
+
+  constructor(private readonly rate: number, private readonly seconds: number, private readonly publish: (i: number) => Promise<unknown>) {
+    this.bySecond = Array.from({ length: seconds }, () => []);
+  }
+
+  readonly send = async (i: number, due: number): Promise<void> => {
+    try {
+      await this.publish(i);
+      const ms = performance.now() - due;
+      this.times.push(ms);
+      this.bySecond[Math.min(this.seconds - 1, Math.floor(i / this.rate))]!.push(ms);
+    } catch (err) {
+      this.errors++;
+      this.firstError ??= (err as Error).message;
+    }
+  };
+}
+
+function answerTimes(rate: number, seconds: number, { times, errors }: Answers, lags: number[]): AnswerTimes {
   const max = (xs: number[]) => round(xs.reduce((a, b) => Math.max(a, b), 0), 1);
   return {
     rate,
@@ -116,22 +143,7 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
     await Promise.all((await openLoop(warmup, interval, performance.now(), (i) => publishOne(api, seeded, WARMUP_EVENTS + i))).inFlight);
     await waitUntilDrained(counter, cfg.timeoutMs);
     await receiver.count(true);
-    const times: number[] = [];
-    /** Answer times by the second of the window they were scheduled in. */
-    const bySecond: number[][] = Array.from({ length: seconds }, () => []);
-    let errors = 0;
-    let firstError = null as string | null; // set inside publish(); the cast keeps TS from narrowing it to null
-    const publish = async (i: number, due: number) => {
-      try {
-        await api.call('POST', '/admin/events', { ...benchEvent(WARMUP_EVENTS + warmup + i), company_id: seeded.companyId, user_id: seeded.userId });
-        const ms = performance.now() - due;
-        times.push(ms);
-        bySecond[Math.min(seconds - 1, Math.floor(i / rate))]!.push(ms);
-      } catch (err) {
-        errors++;
-        firstError ??= (err as Error).message;
-      }
-    };
+    const answers = new Answers(rate, seconds, (i) => publishOne(api, seeded, WARMUP_EVENTS + warmup + i));
 
     const heraldCpu = cpuMeter(herald.pid);
     const machine = machineMeter([process.pid, herald.pid, receiver.pid], engine === 'postgres' ? [postgresMeter(databaseUrl)] : []);
@@ -145,7 +157,7 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
         maxBacklog = Math.max(maxBacklog, scheduled * subs - received);
       });
     }, 1000);
-    const { inFlight, lags: senderLags } = await openLoop(n, interval, t0, publish);
+    const { inFlight, lags: senderLags } = await openLoop(n, interval, t0, answers.send);
     const windowEnd = performance.now();
     const cpu = heraldCpu();
     const load = machine();
@@ -165,9 +177,9 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
     const expected = n * subs;
     const backlogAtEnd = expected - inWindow;
     const notes: string[] = [];
-    if (firstError) notes.push(`${errors} publishes failed, the first: ${firstError.slice(0, 200)}`);
-    const answered = times.length;
-    notes.push(`p99 ms by second: ${bySecond.map((t) => round(percentile(t, 99), 1)).join(' ')}`);
+    if (answers.firstError) notes.push(`${answers.errors} publishes failed, the first: ${answers.firstError.slice(0, 200)}`);
+    const answered = answers.times.length;
+    notes.push(`p99 ms by second: ${answers.bySecond.map((t) => round(percentile(t, 99), 1)).join(' ')}`);
     if (drained.pending > 0) notes.push(`${drained.pending} deliveries still pending ${round((drained.at - windowEnd) / 1000)} s after the window (BENCH_TIMEOUT)`);
     else if ((statuses.succeeded ?? 0) !== (WARMUP_EVENTS + warmup + answered) * subs) notes.push(`statuses ${JSON.stringify(statuses)}, expected ${(WARMUP_EVENTS + warmup + answered) * subs} succeeded`);
     if (drained.pending === 0 && received !== answered * subs) notes.push(`receiver counted ${received} of ${answered * subs}`);
@@ -176,7 +188,7 @@ export async function runLatency(engine: Engine, cfg: BenchConfig, receiver: Rec
     return {
       engine,
       subs,
-      ...answerTimes(rate, seconds, errors, times, senderLags),
+      ...answerTimes(rate, seconds, answers, senderLags),
       deliveries: {
         expected,
         inWindow,
@@ -213,53 +225,34 @@ const FLOOR_ENTRY = fileURLToPath(new URL('./latency-floor-process.ts', import.m
 export async function runLatencyFloor(cfg: BenchConfig, receiver: Receiver): Promise<LatencyFloorResult> {
   const { rate, seconds, connections } = cfg.latency;
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-floor-'));
-  const child = fork(FLOOR_ENTRY, [JSON.stringify({ receiverUrl: receiver.url, file: join(dir, 'floor.bin'), connections: cfg.connectionsPerOrigin })], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`latency floor exited with ${code}`)));
-      child.on('message', (m: { type: string; url: string }) => m.type === 'listening' && resolve(m.url));
-    });
-    const api = new HeraldApi(url, connections);
-    const event = (i: number) => ({ ...benchEvent(i), company_id: 'floor', user_id: 'floor' });
-    await mapLimit(Array.from({ length: WARMUP_EVENTS }, (_, i) => i), 4, (i) => api.call('POST', '/admin/events', event(i)));
-    const warmup = rate * WARMUP_SECONDS;
-    const interval = 1000 / rate;
-    await Promise.all((await openLoop(warmup, interval, performance.now(), (i) => api.call('POST', '/admin/events', event(WARMUP_EVENTS + i)))).inFlight);
-    await receiver.count(true);
-    const n = rate * seconds;
-    const times: number[] = [];
-    let errors = 0;
-    const cpu = cpuMeter(child.pid!);
-    const machine = machineMeter([process.pid, child.pid!, receiver.pid]);
-    const t0 = performance.now();
-    const { inFlight, lags } = await openLoop(n, interval, t0, async (i, due) => {
-      try {
-        await api.call('POST', '/admin/events', event(WARMUP_EVENTS + warmup + i));
-        times.push(performance.now() - due);
-      } catch {
-        errors++;
-      }
-    });
-    const used = cpu();
-    const load = machine();
-    const delivered = await receiver.count();
-    await Promise.all(inFlight);
-    await receiver.count(true);
-    await api.close();
-    return {
-      ...answerTimes(rate, seconds, errors, times, lags),
-      delivered,
-      cpuPct: used.cpuPct,
-      machine: load,
-    };
+    const options = { receiverUrl: receiver.url, file: join(dir, 'floor.bin'), connections: cfg.connectionsPerOrigin };
+    const { child, listening } = await forkListening<{ url: string }>(FLOOR_ENTRY, options, 'latency floor');
+    const exited = new Promise<void>((resolve) => (child.exitCode === null ? child.once('exit', () => resolve()) : resolve()));
+    const api = new HeraldApi(listening.url, connections);
+    try {
+      const publish = (i: number) => api.call('POST', '/admin/events', { ...benchEvent(i), company_id: 'floor', user_id: 'floor' });
+      await mapLimit(Array.from({ length: WARMUP_EVENTS }, (_, i) => i), 4, publish);
+      const warmup = rate * WARMUP_SECONDS;
+      const interval = 1000 / rate;
+      await Promise.all((await openLoop(warmup, interval, performance.now(), (i) => publish(WARMUP_EVENTS + i))).inFlight);
+      await receiver.count(true);
+      const answers = new Answers(rate, seconds, (i) => publish(WARMUP_EVENTS + warmup + i));
+      const cpu = cpuMeter(child.pid!);
+      const machine = machineMeter([process.pid, child.pid!, receiver.pid]);
+      const { inFlight, lags } = await openLoop(rate * seconds, interval, performance.now(), answers.send);
+      const used = cpu();
+      const load = machine();
+      const delivered = await receiver.count();
+      await Promise.all(inFlight);
+      await receiver.count(true);
+      return { ...answerTimes(rate, seconds, answers, lags), delivered, cpuPct: used.cpuPct, machine: load };
+    } finally {
+      await api.close();
+      child.kill('SIGTERM');
+      await exited;
+    }
   } finally {
-    child.kill('SIGTERM');
-    await exited;
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,7 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ReceiverMessage, ReceiverOptions, ReceiverReply } from './receiver-process.js';
+import { forkListening } from './util.js';
 
 const ENTRY = fileURLToPath(new URL('./receiver-process.ts', import.meta.url));
 
@@ -22,13 +23,7 @@ export class Receiver {
    */
   static async start(opts: Partial<ReceiverOptions> = {}): Promise<Receiver> {
     const options: ReceiverOptions = { ports: opts.ports ?? [0], hang: opts.hang ?? [] };
-    const child = fork(ENTRY, [JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const listening = await new Promise<{ urls: string[]; at: number }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
-      child.on('message', (m: ReceiverReply) => m.type === 'listening' && resolve(m));
-    });
-    child.removeAllListeners('exit');
+    const { child, listening } = await forkListening<Extract<ReceiverReply, { type: 'listening' }>>(ENTRY, options, 'receiver');
     return new Receiver(child, listening.urls, listening.at);
   }
 

@@ -105,6 +105,8 @@ export function fanoutTable(results: FanoutResult[]): string {
   return pad(rows);
 }
 
+const FLOOR_LABEL = 'floor: fdatasync + one POST, no storage';
+
 export function latencyTable(results: LatencyResult[], floor: LatencyFloorResult | null = null): string {
   const rows = [['publish latency, open loop', 'events/s x s', 'subs', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', `late (> ${LATENCY_TARGET_MS} ms)`, 'errors', 'deliveries/s', 'backlog at end', 'kept up', 'Herald CPU', 'machine busy / iowait', 'others']];
   for (const r of results) {
@@ -127,7 +129,7 @@ export function latencyTable(results: LatencyResult[], floor: LatencyFloorResult
   }
   if (floor) {
     rows.push([
-      'floor: fdatasync + one POST, no storage',
+      FLOOR_LABEL,
       `${fmt(floor.rate)} x ${floor.seconds}`,
       '1',
       String(floor.p50Ms),
@@ -224,7 +226,7 @@ function sections(report: Report): Section[] {
           text: `p50 ${l.p50Ms} / p99 ${l.p99Ms} / p99.9 ${l.p999Ms} ms; deliveries ${l.deliveries.keptUp ? 'kept up' : 'fell behind'}${report.latencyFloor ? `; ${(l.p99Ms / report.latencyFloor.p99Ms).toFixed(2)} x floor` : ''}`,
         })),
         ...(report.latencyFloor ? [{
-          label: 'floor: fdatasync + one POST, no storage',
+          label: FLOOR_LABEL,
           value: report.latencyFloor.p99Ms,
           text: `p50 ${report.latencyFloor.p50Ms} / p99 ${report.latencyFloor.p99Ms} / p99.9 ${report.latencyFloor.p999Ms} ms`,
         }] : []),

@@ -1,9 +1,25 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 
 const cpuCount = () => cpus().length;
+
+/**
+ * Forks `entry` under tsx with `options` as JSON in argv[2], and waits for its first message
+ * of type 'listening' (a helper process of the bench: the receiver, the latency floor).
+ * Rejects if it exits first.
+ */
+export async function forkListening<L>(entry: string, options: unknown, what: string): Promise<{ child: ChildProcess; listening: L }> {
+  const child = fork(entry, [JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const listening = await new Promise<L>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+    child.on('message', (m: { type?: string }) => m.type === 'listening' && resolve(m as L));
+  });
+  child.removeAllListeners('exit');
+  return { child, listening };
+}
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -589,9 +589,9 @@ export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): P
 
 /**
  * The attempts (parameters 1-7 after `after`) and the state changes (8-15) of a batch of
- * outcomes, from arrays (outcomeParams). The lease is checked on the queue row: a retry moves it to its next due time (`retried`),
- * any other outcome deletes it (`ended`); only the deliveries whose queue row that changed
- * are updated. That update changes no indexed column of `deliveries`, so with the room its
+ * outcomes, from arrays (outcomeParams). The lease is checked on the queue row: a retry
+ * moves it to its next due time (`retried`), any other outcome deletes it (`ended`); only
+ * the deliveries whose queue row that changed are updated. That update changes no indexed column of `deliveries`, so with the room its
  * fillfactor leaves it stays on its page (HOT) and writes no index entry (migration 009).
  */
 const outcomeCtes = (after: number): string => {

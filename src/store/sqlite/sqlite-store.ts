@@ -680,7 +680,10 @@ export class SqliteStore implements Store {
     return new Map(rows.map((r) => [String(r.id), map(r)]));
   }
 
-  /** The previous secrets (rotated, still in their grace period at `now`) each claimed delivery's app signs with too, as PostgreSQL's claims read them. */
+  /**
+   * The previous secrets (rotated, still in their grace period at `now`) each claimed
+   * delivery's app signs with too, as PostgreSQL's claims read them.
+   */
   private async withPreviousSecrets(claimed: ClaimedDelivery[], now: number): Promise<ClaimedDelivery[]> {
     const previous = new Map<string, Promise<string[]>>();
     for (const d of claimed) {
