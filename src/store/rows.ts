@@ -1,5 +1,5 @@
 import type { ResourceType } from '../domain/catalog.js';
-import type { App, ClaimedDelivery, Company, Delivery, Grant, Role, StoredEvent, Subscription, User } from './types.js';
+import type { App, Company, Delivery, Grant, Role, StoredEvent, Subscription, User } from './types.js';
 
 /**
  * Row <-> record mapping shared by every engine: JSON columns are text on SQLite and on
@@ -138,83 +138,6 @@ export const COLUMNS = {
 } as const;
 
 /**
- * Maps the joined claim rows (aliases e, s, a, g, c, u and role_*) of one PostgreSQL claim to
- * claimed deliveries (SQLite reads table by table instead: SqliteStore.selectClaimed).
- * Within a claim most rows share their event, app, grant, company, user and role
- * (profiled: a 32-row claim held 1.3 events on average), so each is mapped, its JSON parsed,
- * once per claim and the deliveries share the object; none of them is mutated downstream.
- * Mapping every row afresh, walking all 53 columns per alias, was 12% of Herald's time at
- * 2,000 deliveries/s on SQLite (56 us per row).
- *
- * Rows come as arrays (pg's rowMode 'array'), `names` the result's column names, each looked
- * up once per claim. Measured when SQLite used it too (32-row claim, the bench's shape):
- * better-sqlite3 took 14.2 us per row to build the 53-key row objects, 7.3 us for arrays.
- */
-export function claimMapper(lease: string, names: readonly string[]): (row: readonly unknown[]) => ClaimedDelivery {
-  const at = new Map(names.map((n, i) => [n, i]));
-  const index = (name: string): number => {
-    const i = at.get(name);
-    if (i === undefined) throw new Error(`claim row has no column ${name}`);
-    return i;
-  };
-  const seen = new Map<string, unknown>();
-  /** Table `alias` of a row, mapped once per id; null when the LEFT JOIN found nothing (the table's id is null). */
-  const table = <T>(alias: string, columns: readonly string[], map: (r: Row) => T): ((row: readonly unknown[]) => T | null) => {
-    const idAt = index(`${alias}__id`);
-    const columnAt = columns.map((c) => index(`${alias}__${c}`));
-    return (row) => {
-      const id = row[idAt];
-      if (id === null || id === undefined) return null;
-      const key = `${alias}:${String(id)}`;
-      if (!seen.has(key)) {
-        const r: Row = {};
-        columns.forEach((c, k) => (r[c] = row[columnAt[k]!]));
-        seen.set(key, map(r));
-      }
-      return seen.get(key) as T;
-    };
-  };
-  const event = table('e', COLUMNS.events, toEvent);
-  const subscription = table('s', COLUMNS.subscriptions, toSubscription);
-  const app = table('a', COLUMNS.apps, toApp);
-  const grant = table('g', COLUMNS.grants, toGrant);
-  const company = table('c', COLUMNS.companies, toCompany);
-  const user = table('u', COLUMNS.users, toUser);
-  // role_* columns are not prefixed: a role is named by its company and name.
-  const [idAt, attemptsAt, roleNameAt, rolePermissionsAt, roleCompanyAt] = ['id', 'attempts', 'role_name', 'role_permissions', 'role_company_id'].map(index) as [number, number, number, number, number];
-  const role = (row: readonly unknown[]): Role | null => {
-    const name = row[roleNameAt];
-    if (name === null || name === undefined) return null;
-    const key = `role:${String(row[roleCompanyAt])}/${String(name)}`;
-    if (!seen.has(key)) seen.set(key, toRole({ company_id: row[roleCompanyAt], name, permissions: row[rolePermissionsAt] }));
-    return seen.get(key) as Role;
-  };
-  return (row) => ({
-    id: String(row[idAt]),
-    lease,
-    attempts: Number(row[attemptsAt]),
-    event: event(row)!,
-    subscription: subscription(row),
-    app: app(row),
-    previousSecrets: [],
-    grant: grant(row),
-    company: company(row),
-    user: user(row),
-    role: role(row),
-  });
-}
-
-/**
- * The columns and joins of a claimed delivery (read by claimMapper), for PostgreSQL's claim
- * statements; SQLite reads the rows a claim names table by table (SqliteStore.selectClaimed).
- * LEFT JOINs: a deleted subscription, app, grant, user or role comes back as null and the
- * dispatcher drops the delivery with the reason.
- */
-export const CLAIM_COLUMNS = `d.id, d.attempts, ${prefixed('e', COLUMNS.events)}, ${prefixed('s', COLUMNS.subscriptions)},
-  ${prefixed('a', COLUMNS.apps)}, ${prefixed('g', COLUMNS.grants)}, ${prefixed('c', COLUMNS.companies)},
-  ${prefixed('u', COLUMNS.users)}, r.name AS role_name, r.permissions AS role_permissions, r.company_id AS role_company_id`;
-
-/**
  * `originKey(s.callback_url)` in SQL: everything up to the first slash after `scheme://`
  * (searched from the 9th character on, past `https://`), slash included. `locate` is
  * SQLite's `instr` or PostgreSQL's `strpos`.
@@ -228,19 +151,6 @@ export const originSql = (locate: 'instr' | 'strpos') => `substr(s.callback_url,
  * deliveries/s, and the step over origins now handles a head of the queue without room.
  */
 export const CLAIM_WINDOW = 2;
-
-/**
- * The joins of CLAIM_COLUMNS over `source`, a relation aliased `d` with the deliveries' id,
- * attempts, event_id, subscription_id, app_id and company_id.
- */
-export const claimFrom = (source: string) => `FROM ${source}
-  JOIN events e ON e.id = d.event_id
-  LEFT JOIN subscriptions s ON s.id = d.subscription_id
-  LEFT JOIN apps a ON a.id = d.app_id
-  LEFT JOIN grants g ON g.id = s.grant_id
-  LEFT JOIN companies c ON c.id = d.company_id
-  LEFT JOIN users u ON u.id = s.user_id
-  LEFT JOIN roles r ON r.company_id = u.company_id AND r.name = u.role`;
 
 /**
  * A publish queues the deliveries of at most this many subscriptions in its own transaction;

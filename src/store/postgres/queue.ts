@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
 import { newLease, newTimedId, timePart } from '../../domain/ids.js';
-import { CLAIM_COLUMNS, claimFrom, CLAIM_WINDOW, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, claimMapper } from '../rows.js';
+import { CLAIM_WINDOW, COLUMNS, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, toApp, toCompany, toEvent, toGrant, toRole, toSubscription, toUser } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, preparedArrays, sql, transaction, type Queryable } from './db.js';
 import { FAN_OUT_HINT } from './listen.js';
@@ -306,19 +306,51 @@ const claimedOf = (origin: boolean) => `claimed AS (
 
 /**
  * Everything the dispatcher needs for the deliveries of the CTE `claimed` (its rows as
- * CLAIMED_RETURNING gives them), joined in the claim's own statement, the previous (rotated,
- * unexpired at `now`) secrets of the signing kind included as an array. A claim and a second
- * SELECT of its rows by id were two statements and two round trips: per 100,000 deliveries
- * (bench, 100 subscriptions x 1,000 events) 4,250 claims and 4,248 SELECTs, the SELECTs
- * 1.8 s of PostgreSQL's execution time (pg_stat_statements), each re-reading its rows by
- * primary key.
+ * CLAIMED_RETURNING gives them), read in the claim's own statement: one JSON value (claimedFrom
+ * reads it) holding the deliveries and, once each, the events, subscriptions, apps (with
+ * their previous, rotated and unexpired at `now`, secrets of the signing kind), grants,
+ * companies, users and roles they name. A claim and a second SELECT of its rows by id were
+ * two statements and two round trips: per 100,000 deliveries (bench, 100 subscriptions x
+ * 1,000 events) 4,250 claims and 4,248 SELECTs, the SELECTs 1.8 s of PostgreSQL's execution
+ * time (pg_stat_statements), each re-reading its rows by primary key.
+ *
+ * It was one row per delivery with every table joined (53 columns): most rows of a claim
+ * share their event, app, grant, company, user and role, and each was written out by
+ * PostgreSQL, and parsed by pg, once per delivery. Measured (bench/store-loop.ts, 100
+ * subscriptions, three alternating runs each, us per delivery, wall): claims of 64,
+ * 35-55 against 47-70 with the joined rows; claims of 16, 72-90 against 77-100. PostgreSQL's
+ * own execution time is the same (EXPLAIN ANALYZE of the prepared claim, claims of 16:
+ * median 0.68 ms either way); what went is pg's parsing of 53 text columns per row.
+ * End to end (bench, 100 subscriptions x 2,000 events, HERALD_CONCURRENCY 256, alternating
+ * runs): 12,036, 12,387 and 11,647 deliveries/s against 10,764, 11,115 and 11,036, and the
+ * hanging-receiver ratio 1.05, 1.06 and 1.12 against 1.09, 1.13 and 1.08. (With 64 slots the
+ * hanging ratio had measured 0.71-1.11 with these claims, so they were reverted once; with
+ * 256 it holds.)
  */
-const claimedRows = (now: string) => `SELECT ${CLAIM_COLUMNS},
-         ARRAY(SELECT x.secret FROM app_secrets x
-               WHERE x.app_id = a.id AND x.expires_at > ${now}
-                 AND x.kind = CASE a.signature WHEN 'standard_webhooks' THEN 'signing' ELSE 'client' END
-               ORDER BY x.created_at DESC) AS previous_secrets
-  ${claimFrom('claimed d')}`;
+const claimJson = (now: string) => `(
+  WITH s AS MATERIALIZED (
+    SELECT ${COLUMNS.subscriptions.join(', ')} FROM subscriptions WHERE id IN (SELECT subscription_id FROM claimed)
+  ), u AS MATERIALIZED (
+    SELECT ${COLUMNS.users.join(', ')} FROM users WHERE id IN (SELECT user_id FROM s)
+  )
+  SELECT json_build_object(
+    'deliveries', (SELECT json_agg(json_build_array(d.id, d.attempts, d.event_id, d.subscription_id, d.app_id, d.company_id)) FROM claimed d),
+    'events', (SELECT json_agg(x) FROM (SELECT ${COLUMNS.events.join(', ')} FROM events WHERE id IN (SELECT event_id FROM claimed)) x),
+    'subscriptions', (SELECT json_agg(s) FROM s),
+    'apps', (SELECT json_agg(x) FROM (
+      SELECT ${COLUMNS.apps.map((c) => `a.${c}`).join(', ')},
+             ARRAY(SELECT k.secret FROM app_secrets k
+                   WHERE k.app_id = a.id AND k.expires_at > ${now}
+                     AND k.kind = CASE a.signature WHEN 'standard_webhooks' THEN 'signing' ELSE 'client' END
+                   ORDER BY k.created_at DESC) AS previous_secrets
+      FROM apps a WHERE a.id IN (SELECT app_id FROM claimed)) x),
+    'grants', (SELECT json_agg(x) FROM (SELECT ${COLUMNS.grants.join(', ')} FROM grants WHERE id IN (SELECT grant_id FROM s)) x),
+    'companies', (SELECT json_agg(x) FROM (SELECT ${COLUMNS.companies.join(', ')} FROM companies WHERE id IN (SELECT company_id FROM claimed)) x),
+    'users', (SELECT json_agg(u) FROM u),
+    'roles', (SELECT json_agg(x) FROM (SELECT company_id, name, permissions FROM roles WHERE (company_id, name) IN (SELECT company_id, role FROM u)) x)
+  )
+)`;
+const claimedRows = (now: string) => `SELECT ${claimJson(now)} AS claim`;
 
 /**
  * The claim, in one statement (graphile-worker's and pg-boss's shape): the CTE locks up to
@@ -386,7 +418,7 @@ export const CLAIM_WITH_ROOM_SQL = `WITH win AS (
   SELECT (SELECT count(*) FROM win)::int AS seen,
          (SELECT json_object_agg(origin, n) FROM (SELECT origin, count(*)::int AS n FROM claimed GROUP BY origin) t) AS taken
 )
-SELECT head.seen, head.taken, rows.* FROM head LEFT JOIN (${claimedRows('$1')}) rows ON true`;
+SELECT head.seen, head.taken, ${claimJson('$1')} AS claim FROM head`;
 
 /**
  * The claim past the window, origin by origin, for when the oldest due deliveries all belong
@@ -479,16 +511,58 @@ export async function claimDueDeliveries(
   return claimed;
 }
 
-/** The claimed deliveries of a statement ending in claimedRows (rows whose `id` is null: a claim's head with nothing claimed). */
+/** The claim's JSON value (claimJson): the deliveries, and each row they name once. */
+interface ClaimJson {
+  deliveries: [id: string, attempts: number, event_id: string, subscription_id: string, app_id: string, company_id: string][] | null;
+  events: Row[] | null;
+  subscriptions: Row[] | null;
+  apps: (Row & { previous_secrets: string[] | null })[] | null;
+  grants: Row[] | null;
+  companies: Row[] | null;
+  users: Row[] | null;
+  roles: Row[] | null;
+}
+type Row = Record<string, unknown>;
+
+/**
+ * The claimed deliveries of a statement whose `claim` column is claimJson's value. As the
+ * joins were: a delivery whose event is gone is left out; a deleted subscription, app,
+ * grant, company, user or role is null, and the dispatcher drops the delivery with the reason.
+ * Each row is mapped once per claim, and the deliveries share it (none is mutated downstream).
+ */
 function claimedFrom(lease: string, result: { rows: unknown[][]; names: string[] }): ClaimedDelivery[] {
-  const idAt = result.names.indexOf('id');
-  const secretsAt = result.names.indexOf('previous_secrets');
-  const map = claimMapper(lease, result.names);
-  return result.rows.filter((row) => row[idAt] !== null).map((row) => {
-    const d = map(row);
-    d.previousSecrets = d.app ? (row[secretsAt] as string[]) : [];
-    return d;
-  });
+  const claim = result.rows[0]?.[result.names.indexOf('claim')] as ClaimJson | null | undefined;
+  if (!claim?.deliveries) return [];
+  const byId = <T>(rows: Row[] | null, map: (r: Row) => T) => new Map((rows ?? []).map((r) => [String(r.id), map(r)]));
+  const events = byId(claim.events, toEvent);
+  const subscriptions = byId(claim.subscriptions, toSubscription);
+  const apps = byId(claim.apps, (r) => ({ app: toApp(r), secrets: (r.previous_secrets ?? []) as string[] }));
+  const grants = byId(claim.grants, toGrant);
+  const companies = byId(claim.companies, toCompany);
+  const users = byId(claim.users, toUser);
+  const roles = new Map((claim.roles ?? []).map((r) => [`${String(r.company_id)}/${String(r.name)}`, toRole(r)]));
+  const out: ClaimedDelivery[] = [];
+  for (const [id, attempts, eventId, subscriptionId, appId, companyId] of claim.deliveries) {
+    const event = events.get(eventId);
+    if (!event) continue;
+    const subscription = subscriptions.get(subscriptionId) ?? null;
+    const app = apps.get(appId) ?? null;
+    const user = subscription ? users.get(subscription.user_id) ?? null : null;
+    out.push({
+      id,
+      lease,
+      attempts: Number(attempts),
+      event,
+      subscription,
+      app: app?.app ?? null,
+      previousSecrets: app?.secrets ?? [],
+      grant: subscription ? grants.get(subscription.grant_id) ?? null : null,
+      company: companies.get(companyId) ?? null,
+      user,
+      role: user ? roles.get(`${user.company_id}/${user.role}`) ?? null : null,
+    });
+  }
+  return out;
 }
 
 /** A delivery just leased under `lease` (a ping's), as claimedRows reads it. */
