@@ -280,6 +280,27 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
     });
 
+    test('outcomes recorded again (the write committed but its answer was lost) change nothing and log no attempt twice', async () => {
+      const sub = await newSub(['client.create']);
+      await store.publishEvent(event('client.create'), T0);
+      await store.publishEvent(event('client.create'), T0);
+      const [a, b] = await store.claimDueDeliveries(10, T0, 60_000);
+      assert.ok(a && b);
+      const retry = { kind: 'retry' as const, id: a.id, lease: a.lease, attempt: attempt(a.id, 1, T0, 500), next_attempt_at: T0 + 5000 };
+      const done = { kind: 'succeeded' as const, id: b.id, lease: b.lease, attempt: attempt(b.id, 1, T0, 200) };
+      await store.recordOutcomes([retry, done]);
+      // The dispatcher records a batch again when its write failed, whether through
+      // recordOutcomes or with its next claim (recordAndClaim, where the engine has it).
+      await store.recordOutcomes([retry, done]);
+      if (store.recordAndClaim) assert.deepEqual(await store.recordAndClaim([retry, done], 10, T0 + 1, 60_000), []);
+      const [da, db] = [(await store.getDelivery(a.id))!, (await store.getDelivery(b.id))!];
+      assert.deepEqual([da.status, da.attempts, da.next_attempt_at, da.last_status_code], ['pending', 1, T0 + 5000, 500]);
+      assert.deepEqual([db.status, db.attempts, db.last_status_code], ['succeeded', 1, 200]);
+      assert.deepEqual((await store.listAttempts(a.id)).map((x) => [x.attempt, x.started_at, x.status_code]), [[1, T0, 500]]);
+      assert.deepEqual((await store.listAttempts(b.id)).map((x) => [x.attempt, x.started_at, x.status_code]), [[1, T0, 200]]);
+      await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
     test('a claim reads each delivery\'s own app, previous secrets, grant, user and role, and null for a role that is gone', async () => {
       // A second app signing with Standard Webhooks whose signing secret was rotated, and a
       // user of a role that does not exist, each with a subscription to the same event.

@@ -298,3 +298,32 @@ describe('PostgreSQL migration 009: the queue apart from the history', () => {
     }
   });
 });
+
+describe('PostgreSQL migration 011: each attempt logged once', () => {
+  test('duplicate attempts already logged are removed (the first kept), and the same attempt is not logged again', async () => {
+    const db = await freshPostgresUrl();
+    const store = new PostgresStore(db.url);
+    const client = new pg.Client({ connectionString: db.url });
+    try {
+      await store.migrate();
+      await client.connect();
+      // Back to the schema of migration 010, with an attempt logged twice and two attempts
+      // numbered 1 that started at different times (two holders): all three as before.
+      await client.query(`BEGIN;
+        DROP INDEX delivery_attempts_once;
+        CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt);
+        DELETE FROM schema_migrations WHERE version >= '011';
+        INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) VALUES
+          ('dlv_a', 1, 100, 5, 200, NULL, 'first'), ('dlv_a', 1, 100, 5, 200, NULL, 'again'), ('dlv_a', 1, 900, 7, 500, NULL, 'other holder');
+        COMMIT`);
+      await store.migrate();
+      assert.deepEqual((await store.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), [[100, 'first'], [900, 'other holder']]);
+      const indexes = await client.query("SELECT indexname FROM pg_indexes WHERE tablename = 'delivery_attempts' ORDER BY indexname");
+      assert.deepEqual(indexes.rows.map((r) => r.indexname), ['delivery_attempts_once']);
+    } finally {
+      await client.end();
+      await store.close();
+      await db.drop();
+    }
+  });
+});

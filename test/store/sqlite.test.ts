@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { storeContract } from './contract.js';
 
@@ -111,6 +112,37 @@ test('a holder that dies (SIGKILL) frees the SQLite file for another process at 
   } finally {
     child.kill('SIGKILL');
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SQLite migration 009: duplicate attempts already logged are removed (the first kept), and the same attempt is not logged again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-store-'));
+  const path = join(dir, 'herald.db');
+  try {
+    const store = new SqliteStore(path);
+    await store.migrate();
+    await store.close();
+    // Back to the schema of migration 008, with an attempt logged twice and two attempts
+    // numbered 1 that started at different times (two holders): all three as before.
+    const db = new Database(path);
+    db.exec(`BEGIN;
+      DROP INDEX delivery_attempts_once;
+      CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt);
+      DELETE FROM schema_migrations WHERE version >= '009';
+      INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) VALUES
+        ('dlv_a', 1, 100, 5, 200, NULL, 'first'), ('dlv_a', 1, 100, 5, 200, NULL, 'again'), ('dlv_a', 1, 900, 7, 500, NULL, 'other holder');
+      COMMIT`);
+    db.close();
+    const again = new SqliteStore(path);
+    await again.migrate();
+    assert.deepEqual((await again.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), [[100, 'first'], [900, 'other holder']]);
+    await again.close();
+    const check = new Database(path, { readonly: true });
+    const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_attempts' ORDER BY name").pluck().all();
+    check.close();
+    assert.deepEqual(indexes, ['delivery_attempts_once']);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

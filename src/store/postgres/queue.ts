@@ -667,12 +667,15 @@ export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): P
  * moves it to its next due time (`retried`), any other outcome deletes it (`ended`); only
  * the deliveries whose queue row that changed are updated. That update changes no indexed column of `deliveries`, so with the room its
  * fillfactor leaves it stays on its page (HOT) and writes no index entry (migration 009).
+ * An attempt already logged is not logged again (migration 011): a batch is recorded again
+ * when its statement failed, which may have been after it committed.
  */
 const outcomeCtes = (after: number): string => {
   const p = (n: number) => `$${after + n}`;
   return `attempts AS (
   INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
   SELECT * FROM unnest(${p(1)}::text[], ${p(2)}::int[], ${p(3)}::bigint[], ${p(4)}::int[], ${p(5)}::int[], ${p(6)}::text[], ${p(7)}::text[])
+  ON CONFLICT (delivery_id, attempt, started_at) DO NOTHING
 ), v AS (
   SELECT * FROM unnest(${p(8)}::text[], ${p(9)}::text[], ${p(10)}::text[], ${p(11)}::int[], ${p(12)}::bigint[], ${p(13)}::int[], ${p(14)}::text[], ${p(15)}::bigint[])
     AS v(id, lease, status, inc, next, code, error, now)

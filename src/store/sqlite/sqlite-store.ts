@@ -715,7 +715,7 @@ export class SqliteStore implements Store {
     this.writeRelaxed(() => {
       const attempt = this.q(
         `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt, started_at) DO NOTHING`,
       );
       // Positional parameters: binding by name looks each one up per run.
       const set = `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_token = NULL,

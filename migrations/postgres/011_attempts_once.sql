@@ -1,0 +1,17 @@
+-- Each attempt is logged once. The dispatcher records its outcomes again when the statement
+-- that recorded them failed, and a statement can fail after it committed (the connection
+-- drops before its answer arrives): the queue row is gone by then, so the delivery is not
+-- changed twice, but its attempt was inserted a second time. The attempt is now keyed by
+-- delivery, attempt number and start time, and inserted with ON CONFLICT DO NOTHING.
+-- Two processes that both attempted a delivery (the first outlived its lease) started at
+-- different times, and both attempts are kept.
+--
+-- The new index replaces delivery_attempts_delivery, whose columns it begins with (the
+-- attempt list and retention read by delivery_id). Duplicates already logged are removed
+-- first, the earliest row of each kept. Processes of the old version insert without ON
+-- CONFLICT: a repeated attempt fails their statement instead of being logged twice, and that
+-- outcome is recorded again until it gives up (the delivery is re-sent after its lease).
+DELETE FROM delivery_attempts a USING delivery_attempts b
+WHERE a.delivery_id = b.delivery_id AND a.attempt = b.attempt AND a.started_at = b.started_at AND a.ctid > b.ctid;
+CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_once ON delivery_attempts (delivery_id, attempt, started_at);
+DROP INDEX IF EXISTS delivery_attempts_delivery;
