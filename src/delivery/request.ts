@@ -145,6 +145,10 @@ export function buildRequest(app: App, f: NotificationFacts, previousSecrets: re
       'content-type': 'application/x-www-form-urlencoded',
       ...(previousSecrets.length > 0 ? { 'x-herald-previous-signatures': previousSecrets.map((k) => hmacHex(encoded, k)).join(',') } : {}),
     },
-    body: `signed_request=${encodeURIComponent(signed)}`,
+    // Hex, a dot and base64url: every character is one encodeURIComponent leaves as it is, so
+    // the form body needs no encoding. Measured (perf of Herald's main thread, bench, SQLite,
+    // 100 x 3,000): encodeURIComponent (V8's Uri::Encode) scanning each body was 4.8% of the
+    // thread while delivering, its largest native function.
+    body: `signed_request=${signed}`,
   };
 }
