@@ -54,6 +54,7 @@ export function buildBenchRequest(d: BenchDelivery, now: number): { headers: Rec
       'x-herald-event-id': d.event.id,
       'content-type': 'application/x-www-form-urlencoded',
     },
-    body: `signed_request=${encodeURIComponent(signJson(JSON.stringify(payload), BENCH_SECRET))}`,
+    // As Herald's (delivery/request.ts): hex, a dot and base64url need no form encoding.
+    body: `signed_request=${signJson(JSON.stringify(payload), BENCH_SECRET)}`,
   };
 }

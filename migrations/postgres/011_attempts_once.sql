@@ -10,9 +10,16 @@
 --
 -- The new index replaces delivery_attempts_delivery, whose columns it begins with (the
 -- attempt list and retention read by delivery_id). Duplicates already logged are removed
--- first, the earliest row of each kept. A process of the old version still running fails
--- where it would have logged an attempt twice, and records that batch again until it gives
--- up (those deliveries are re-sent after their lease).
+-- first, one row of each kept (they are the same attempt). The lock keeps writers out from
+-- the removal to the index, which would fail on a duplicate logged in between; it also holds
+-- every recording until the migration commits, which on a large delivery_attempts table
+-- takes as long as reading it and building the index. To shorten that, build the index
+-- beforehand while Herald runs (CREATE UNIQUE INDEX CONCURRENTLY delivery_attempts_once ON
+-- delivery_attempts (delivery_id, attempt, started_at), after removing duplicates as below):
+-- IF NOT EXISTS then skips it here. A process of the old version still running fails where
+-- it would have logged an attempt twice, and records that batch again until it gives up
+-- (those deliveries are re-sent after their lease).
+LOCK TABLE delivery_attempts IN SHARE ROW EXCLUSIVE MODE;
 DELETE FROM delivery_attempts a USING delivery_attempts b
 WHERE a.delivery_id = b.delivery_id AND a.attempt = b.attempt AND a.started_at = b.started_at AND a.ctid > b.ctid;
 CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_once ON delivery_attempts (delivery_id, attempt, started_at);

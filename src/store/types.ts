@@ -95,7 +95,8 @@ export interface Store {
    * claimDueDeliveries(limit, now, leaseMs, room) in one round trip where it can. The claim
    * need not see the outcomes (it never claims a delivery its caller still holds the lease
    * of). If it throws, the outcomes are to be recorded again: none was, unless the connection
-   * failed after the commit (then their attempts are logged twice).
+   * failed after the commit, and then recording them again changes nothing and logs no
+   * attempt twice (PostgreSQL migration 011, SQLite 009).
    */
   recordAndClaim?(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /**

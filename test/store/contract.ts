@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { newId } from '../../src/domain/ids.js';
 import { matchesResource } from '../../src/domain/subscription.js';
 import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
-import { originKey, type App, type Attempt, type Store, type Subscription } from '../../src/store/types.js';
+import { originKey, type App, type Attempt, type ClaimedDelivery, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
  * The Store contract: every engine must pass this suite, each run on a fresh database.
@@ -282,23 +282,47 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
 
     test('outcomes recorded again (the write committed but its answer was lost) change nothing and log no attempt twice', async () => {
       const sub = await newSub(['client.create']);
-      await store.publishEvent(event('client.create'), T0);
-      await store.publishEvent(event('client.create'), T0);
-      const [a, b] = await store.claimDueDeliveries(10, T0, 60_000);
-      assert.ok(a && b);
+      for (let i = 0; i < 4; i++) await store.publishEvent(event('client.create'), T0);
+      const [a, b, c, d] = await store.claimDueDeliveries(4, T0, 60_000);
+      assert.ok(a && b && c && d);
+      const ok = (x: ClaimedDelivery) => ({ kind: 'succeeded' as const, id: x.id, lease: x.lease, attempt: attempt(x.id, 1, T0, 200) });
       const retry = { kind: 'retry' as const, id: a.id, lease: a.lease, attempt: attempt(a.id, 1, T0, 500), next_attempt_at: T0 + 5000 };
-      const done = { kind: 'succeeded' as const, id: b.id, lease: b.lease, attempt: attempt(b.id, 1, T0, 200) };
-      await store.recordOutcomes([retry, done]);
-      // The dispatcher records a batch again when its write failed, whether through
-      // recordOutcomes or with its next claim (recordAndClaim, where the engine has it).
-      await store.recordOutcomes([retry, done]);
-      if (store.recordAndClaim) assert.deepEqual(await store.recordAndClaim([retry, done], 10, T0 + 1, 60_000), []);
-      const [da, db] = [(await store.getDelivery(a.id))!, (await store.getDelivery(b.id))!];
+      await store.recordOutcomes([retry, ok(b)]);
+      // The dispatcher records a batch again when its write failed: all of it logged already…
+      await store.recordOutcomes([retry, ok(b)]);
+      // …or part of it, beside outcomes that are new (they are recorded)…
+      await store.recordOutcomes([retry, ok(c)]);
+      // …also with its next claim (recordAndClaim, where the engine has it), which still claims.
+      await store.publishEvent(event('client.create'), T0);
+      if (store.recordAndClaim) {
+        const claimed = await store.recordAndClaim([ok(b), ok(d)], 10, T0 + 1, 60_000);
+        assert.equal(claimed.length, 1, 'the fifth delivery, due; not the retry (due at T0 + 5000)');
+      } else {
+        await store.recordOutcomes([ok(b), ok(d)]);
+      }
+      const da = (await store.getDelivery(a.id))!;
       assert.deepEqual([da.status, da.attempts, da.next_attempt_at, da.last_status_code], ['pending', 1, T0 + 5000, 500]);
-      assert.deepEqual([db.status, db.attempts, db.last_status_code], ['succeeded', 1, 200]);
+      for (const x of [b, c, d]) {
+        const dx = (await store.getDelivery(x.id))!;
+        assert.deepEqual([dx.status, dx.attempts, dx.last_status_code], ['succeeded', 1, 200], x.id);
+      }
       assert.deepEqual((await store.listAttempts(a.id)).map((x) => [x.attempt, x.started_at, x.status_code]), [[1, T0, 500]]);
-      assert.deepEqual((await store.listAttempts(b.id)).map((x) => [x.attempt, x.started_at, x.status_code]), [[1, T0, 200]]);
+      for (const x of [b, c, d]) assert.deepEqual((await store.listAttempts(x.id)).map((t) => [t.attempt, t.started_at, t.status_code]), [[1, T0, 200]]);
       await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
+    test('a 410 Gone recorded again removes nothing more and logs its attempt once', async () => {
+      await newSub(['client.create']);
+      await store.publishEvent(event('client.create'), T0);
+      await store.publishEvent(event('client.create'), T0);
+      const [g, other] = await store.claimDueDeliveries(2, T0, 60_000);
+      assert.ok(g && other);
+      const gone = { kind: 'gone' as const, id: g.id, lease: g.lease, attempt: attempt(g.id, 1, T0, 410), subscription_id: g.subscription!.id };
+      await store.recordOutcomes([gone]);
+      await store.recordOutcomes([gone]);
+      assert.deepEqual([(await store.getDelivery(g.id))?.status, (await store.getDelivery(other.id))?.status], ['failed', 'dropped']);
+      assert.equal((await store.listAttempts(g.id)).length, 1);
+      assert.equal(await store.getSubscription(owner(), g.subscription!.id), null);
     });
 
     test('a claim reads each delivery\'s own app, previous secrets, grant, user and role, and null for a role that is gone', async () => {

@@ -292,7 +292,7 @@ export class Hinter {
 
 const HINT_INTERVAL_MS = 5;
 
-/** The columns of the claimed rows that claimedRows joins on and reads. */
+/** The columns of the claimed rows that claimJson reads (the rows they name are read by these ids). */
 const CLAIMED_RETURNING = 'd.id, d.attempts, d.event_id, d.subscription_id, d.app_id, d.company_id';
 
 /**
