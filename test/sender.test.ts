@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import type { DeliveryConfig } from '../src/config.js';
 import { Sender } from '../src/delivery/sender.js';
 
@@ -140,6 +141,12 @@ describe('Sender', () => {
     const cfg = { connectionsPerOrigin: 1, timeoutMs: TIMEOUT, connectTimeoutMs: 500, egressAddress: null, responseExcerptBytes: EXCERPT } as unknown as DeliveryConfig;
     const one = new Sender(cfg, true);
     try {
+      // Warm first (its pool, its socket): the two requests below must start together, so
+      // their deadlines pass in the same sweep. Started cold, the first one's dispatch (making
+      // the pool, connecting) put a millisecond or more between them, and in 4 of 25 runs a
+      // sweep fell in between: the first timed out alone, its socket closed, and the second
+      // went out on a new one before its own deadline, as it may.
+      assert.equal((await one.send(`${base}/empty`, {}, 'warm')).statusCode, 204);
       counted = 0;
       const [hung, queued] = await Promise.all([one.send(`${base}/hang`, {}, 'a'), one.send(`${base}/count`, {}, 'b')]);
       assert.equal(hung.error, 'timeout: no complete answer in time');
@@ -153,6 +160,44 @@ describe('Sender', () => {
       assert.equal(counted, 1);
     } finally {
       await one.close();
+    }
+  });
+
+  test('a receiver whose connect never completes fails by the connect timeout, and other origins still answer', async () => {
+    // A listening socket that never accepts: its thread blocks once it listens, so the
+    // kernel's accept queue (backlog 1) fills with the first connections and drops the SYNs
+    // of the next, whose connect then hangs as it does to a host that is down.
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads');
+       const server = net.createServer();
+       server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+         parentPort.postMessage(server.address().port);
+         while (Atomics.load(workerData, 0) === 0) Atomics.wait(workerData, 0, 0, 100);
+         server.close();
+       });`,
+      { eval: true, workerData: flag },
+    );
+    const sockets: Socket[] = [];
+    // The connect timeout well before the whole-request deadline: a connection that was made
+    // but never answered would end at the deadline, with the other error.
+    const cfg = { connectionsPerOrigin: 4, timeoutMs: 3000, connectTimeoutMs: 300, egressAddress: null, responseExcerptBytes: EXCERPT } as unknown as DeliveryConfig;
+    const own = new Sender(cfg, true);
+    try {
+      const port = await new Promise<number>((resolve) => worker.once('message', resolve));
+      for (let i = 0; i < 4; i++) sockets.push(connect(port, '127.0.0.1').on('error', () => undefined));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const [stuck, other] = await Promise.all([own.send(`http://127.0.0.1:${port}/h`, {}, 'x'), own.send(`${base}/empty`, {}, 'y')]);
+      assert.equal(other.statusCode, 204, 'another origin answered meanwhile');
+      assert.equal(stuck.statusCode, null);
+      assert.equal(stuck.error, 'connect timeout');
+      assert.ok(stuck.durationMs >= 250 && stuck.durationMs < 2000, `took ${stuck.durationMs} ms`);
+    } finally {
+      await own.close();
+      for (const socket of sockets) socket.destroy();
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      await worker.terminate();
     }
   });
 
