@@ -33,7 +33,12 @@ export class ThreadedSender implements Transport {
   private idle: (() => void)[] = [];
   private closed = false;
 
-  constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean) {}
+  private readonly heap: { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb: number };
+
+  /** `bodyLimit`: HERALD_BODY_LIMIT, which bounds an event and so a request's body (threadHeap). */
+  constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean, bodyLimit = 1024 * 1024) {
+    this.heap = threadHeap(cfg.concurrency, bodyLimit);
+  }
 
   send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     if (this.closed) return Promise.resolve(noAnswer('sender closed', 0));
@@ -58,9 +63,9 @@ export class ThreadedSender implements Transport {
         // loader, so it registers it before importing the TypeScript file.
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./send-worker.ts', import.meta.url).href)}); });`,
-          { eval: true, workerData, resourceLimits: THREAD_HEAP },
+          { eval: true, workerData, resourceLimits: this.heap },
         )
-      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData, resourceLimits: THREAD_HEAP });
+      : new Worker(new URL('./send-worker.js', import.meta.url), { workerData, resourceLimits: this.heap });
     worker.on('message', (answers: [number, SendResult][]) => {
       for (const [id, result] of answers) this.settle(id, result);
     });
@@ -98,9 +103,19 @@ export class ThreadedSender implements Transport {
  * buffers) from swelling resident memory. Measured (bench/backlog.ts, SQLite, 100,000
  * pending, max RSS): 301 MiB with V8's default, 225 MiB with 4 MB (drain 6,147 and 6,298
  * deliveries/s), 221 MiB with 1 MB but drained at 4,897/s; 272 MiB sending from the main
- * thread. The old generation's cap leaves room for 64 requests of the largest event body.
+ * thread.
+ *
+ * The old generation's cap leaves room for `concurrency` requests of the largest body twice
+ * over (an event of HERALD_BODY_LIMIT, base64 in a signed_request, is about 1.4 times the
+ * limit), and is never under 256 MB; it bounds the heap, it does not reserve it. Measured
+ * (256 requests of 1.45 MB in flight at once to a receiver that answers after 1.5 s): with a
+ * fixed 256 MB, which left room for 64 of them, the thread ran out of heap and all 256 failed
+ * ("sender thread stopped"); with 576 MB (256 slots, 1 MiB limit) all were answered. Sends
+ * that stalled (dispatcher.ts, STALL_MS) can be more than `concurrency` and are not counted.
  */
-const THREAD_HEAP = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 256 };
+export function threadHeap(concurrency: number, bodyLimit: number): { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb: number } {
+  return { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: Math.max(256, Math.ceil((concurrency * bodyLimit * 2) / 2 ** 20) + 64) };
+}
 
 /** Items pushed during one turn of the event loop, handed to `flush` together at its end. */
 export class PerTurn<T> {

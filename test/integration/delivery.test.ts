@@ -221,6 +221,29 @@ describe('policies that need their own server', () => {
     }
   });
 
+  test('a send thread has the heap for HERALD_CONCURRENCY requests of the largest body in flight at once', async () => {
+    // The default 256 slots, each with a body of a 1 MiB event as a signed_request (base64:
+    // about 1.4 MB), all in flight until the receiver answers. A fixed 256 MB heap ran out
+    // and ended the thread (all 256 failed as "sender thread stopped").
+    const cfg = loadConfig({ HERALD_CONNECTIONS_PER_ORIGIN: '256' });
+    assert.equal(cfg.delivery.concurrency, 256);
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.writeHead(200).end(), 1000));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/h`;
+    const sender = new ThreadedSender(cfg.delivery, true, cfg.bodyLimit);
+    try {
+      const bodies = Array.from({ length: 26 }, (_, i) => `signed_request=${String.fromCharCode(97 + i).repeat(Math.round(cfg.bodyLimit * 1.4))}`);
+      const results = await Promise.all(Array.from({ length: cfg.delivery.concurrency }, (_, i) => sender.send(url, {}, bodies[i % 26]!)));
+      assert.deepEqual([...new Set(results.map((r) => r.error ?? r.statusCode))], [200]);
+    } finally {
+      await sender.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test('HERALD_EGRESS_ADDRESS: webhooks leave from that address; anything but an IP is refused at start', async () => {
     assert.throws(() => loadConfig({ HERALD_EGRESS_ADDRESS: 'eth0' }), /HERALD_EGRESS_ADDRESS: "eth0" is not an IP address/);
     const rx = await Receiver.start();
