@@ -36,7 +36,7 @@ export class ThreadedSender implements Transport {
   private readonly heap: { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb: number };
 
   /** `bodyLimit`: HERALD_BODY_LIMIT, which bounds an event and so a request's body (threadHeap). */
-  constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean, bodyLimit = 1024 * 1024) {
+  constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean, bodyLimit: number) {
     this.heap = threadHeap(cfg.concurrency, bodyLimit);
   }
 

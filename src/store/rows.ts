@@ -1,5 +1,5 @@
 import type { ResourceType } from '../domain/catalog.js';
-import type { App, Company, Delivery, Grant, Role, StoredEvent, Subscription, User } from './types.js';
+import type { App, ClaimedDelivery, Company, Delivery, Grant, Role, StoredEvent, Subscription, User } from './types.js';
 
 /**
  * Row <-> record mapping shared by every engine: JSON columns are text on SQLite and on
@@ -136,6 +136,59 @@ export const COLUMNS = {
   companies: ['id', 'name', 'sub_domain', 'created_at'],
   users: ['id', 'company_id', 'email', 'name', 'role', 'created_at', 'updated_at'],
 } as const;
+
+/** What a claim reads of each claimed delivery's own row: the rows it names go by these ids. */
+export interface ClaimKey {
+  id: string;
+  attempts: number;
+  event_id: string;
+  subscription_id: string;
+  app_id: string;
+  company_id: string;
+}
+
+/** The rows a claim's deliveries name, each read once per claim (both engines' claims). */
+export interface ClaimRows {
+  events: Map<string, StoredEvent>;
+  subscriptions: Map<string, Subscription>;
+  apps: Map<string, App>;
+  grants: Map<string, Grant>;
+  companies: Map<string, Company>;
+  users: Map<string, User>;
+  role: (user: User) => Role | null;
+  previousSecrets: (appId: string) => string[];
+}
+
+/**
+ * The claimed deliveries of `keys`, sharing the rows they name (none is mutated downstream),
+ * as a join of the tables had it: a delivery whose event is gone is left out (an inner join);
+ * a deleted subscription, app, grant, company, user or role is null (left joins), and the
+ * dispatcher drops the delivery with the reason. The grant and user are the subscription's.
+ */
+export function claimedDeliveries(lease: string, keys: readonly ClaimKey[], rows: ClaimRows): ClaimedDelivery[] {
+  const out: ClaimedDelivery[] = [];
+  for (const k of keys) {
+    const event = rows.events.get(k.event_id);
+    if (!event) continue;
+    const subscription = rows.subscriptions.get(k.subscription_id) ?? null;
+    const app = rows.apps.get(k.app_id) ?? null;
+    const user = subscription ? (rows.users.get(subscription.user_id) ?? null) : null;
+    out.push({
+      id: k.id,
+      lease,
+      attempts: Number(k.attempts),
+      event,
+      subscription,
+      app,
+      previousSecrets: app ? rows.previousSecrets(app.id) : [],
+      grant: subscription ? (rows.grants.get(subscription.grant_id) ?? null) : null,
+      company: rows.companies.get(k.company_id) ?? null,
+      user,
+      role: user ? rows.role(user) : null,
+    });
+  }
+  return out;
+}
 
 /**
  * `originKey(s.callback_url)` in SQL: everything up to the first slash after `scheme://`

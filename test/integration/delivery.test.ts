@@ -179,7 +179,7 @@ describe('policies that need their own server', () => {
 
   for (const [kind, make] of [
     ['in this thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new Sender(cfg, allowPrivate)],
-    ['from the send thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new ThreadedSender(cfg, allowPrivate)],
+    ['from the send thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new ThreadedSender(cfg, allowPrivate, loadConfig({}).bodyLimit)],
   ] as const) test(`the sender (${kind}) refuses names that resolve to private addresses at connect time`, async () => {
     const rx = await Receiver.start();
     const port = new URL(rx.url).port;
@@ -202,7 +202,8 @@ describe('policies that need their own server', () => {
 
   test('a send thread that dies fails what it had in flight as attempts that sent nothing; the next send starts a new one', async () => {
     const rx = await Receiver.start(() => ({ status: 200, delayMs: 2000 }));
-    const sender = new ThreadedSender(loadConfig({}).delivery, true);
+    const cfg = loadConfig({});
+    const sender = new ThreadedSender(cfg.delivery, true, cfg.bodyLimit);
     try {
       assert.equal((await sender.send(`${rx.url}/warm`, {}, 'a=1')).statusCode, 200);
       const inFlight = sender.send(`${rx.url}/slow`, {}, 'a=2');

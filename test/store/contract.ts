@@ -6,6 +6,15 @@ import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import { originKey, type App, type Attempt, type ClaimedDelivery, type Store, type Subscription } from '../../src/store/types.js';
 
 /**
+ * For the engines' migration tests of the unique attempt index (PostgreSQL 011, SQLite 009):
+ * attempts as a database could hold them before it, one logged twice and attempt 1 of a
+ * second holder, and what the migration keeps of them ([started_at, response_excerpt]).
+ */
+export const ATTEMPTS_LOGGED_TWICE = `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) VALUES
+  ('dlv_a', 1, 100, 5, 200, NULL, 'first'), ('dlv_a', 1, 100, 5, 200, NULL, 'again'), ('dlv_a', 1, 900, 7, 500, NULL, 'other holder')`;
+export const ATTEMPTS_KEPT = [[100, 'first'], [900, 'other holder']];
+
+/**
  * The Store contract: every engine must pass this suite, each run on a fresh database.
  * `open` returns a new, empty, migrated-or-not store; `dispose` removes it.
  */

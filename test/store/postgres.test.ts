@@ -6,7 +6,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import type { Store } from '../../src/store/types.js';
 import { freshPostgresUrl, type FreshPostgres } from '../support/postgres.js';
-import { storeContract } from './contract.js';
+import { ATTEMPTS_KEPT, ATTEMPTS_LOGGED_TWICE, storeContract } from './contract.js';
 
 const databases = new Map<object, FreshPostgres>();
 
@@ -313,11 +313,10 @@ describe('PostgreSQL migration 011: each attempt logged once', () => {
         DROP INDEX delivery_attempts_once;
         CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt);
         DELETE FROM schema_migrations WHERE version >= '011';
-        INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) VALUES
-          ('dlv_a', 1, 100, 5, 200, NULL, 'first'), ('dlv_a', 1, 100, 5, 200, NULL, 'again'), ('dlv_a', 1, 900, 7, 500, NULL, 'other holder');
+        ${ATTEMPTS_LOGGED_TWICE};
         COMMIT`);
       await store.migrate();
-      assert.deepEqual((await store.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), [[100, 'first'], [900, 'other holder']]);
+      assert.deepEqual((await store.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), ATTEMPTS_KEPT);
       const indexes = await client.query("SELECT indexname FROM pg_indexes WHERE tablename = 'delivery_attempts' ORDER BY indexname");
       assert.deepEqual(indexes.rows.map((r) => r.indexname), ['delivery_attempts_once']);
     } finally {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { storeContract } from './contract.js';
+import { ATTEMPTS_KEPT, ATTEMPTS_LOGGED_TWICE, storeContract } from './contract.js';
 
 const dirs = new Map<object, string>();
 
@@ -130,13 +130,12 @@ test('SQLite migration 009: duplicate attempts already logged are removed (the f
       DROP INDEX delivery_attempts_once;
       CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, attempt);
       DELETE FROM schema_migrations WHERE version >= '009';
-      INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) VALUES
-        ('dlv_a', 1, 100, 5, 200, NULL, 'first'), ('dlv_a', 1, 100, 5, 200, NULL, 'again'), ('dlv_a', 1, 900, 7, 500, NULL, 'other holder');
+      ${ATTEMPTS_LOGGED_TWICE};
       COMMIT`);
     db.close();
     const again = new SqliteStore(path);
     await again.migrate();
-    assert.deepEqual((await again.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), [[100, 'first'], [900, 'other holder']]);
+    assert.deepEqual((await again.listAttempts('dlv_a')).map((a) => [a.started_at, a.response_excerpt]), ATTEMPTS_KEPT);
     await again.close();
     const check = new Database(path, { readonly: true });
     const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_attempts' ORDER BY name").pluck().all();

@@ -409,6 +409,7 @@ export class PostgresStore implements Store {
   }
 
   async recordAndClaim(outcomes: DeliveryOutcome[], limit: number, now: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> {
+    let once = false;
     if (!outcomes.some((o) => o.kind === 'gone')) {
       try {
         return await queue.claimDueDeliveries(this.queuePool, limit, now, leaseMs, room, this.claimState, outcomes);
@@ -416,12 +417,13 @@ export class PostgresStore implements Store {
         // An attempt of the batch is logged already (an earlier recording of it committed but
         // seemed to fail): the statement changed nothing; record them apart, as below.
         if (!queue.attemptLoggedAlready(err)) throw err;
+        once = true;
       }
     }
     // A 410 Gone is recorded in a transaction of its own (recordOutcomes). Once it is, a
     // failing claim must not throw: the caller would record the outcomes again. The claim
     // is only missed: the dispatcher claims again on its next turn.
-    await this.recordOutcomes(outcomes);
+    await queue.recordOutcomes(this.queuePool, outcomes, once);
     return this.claimDueDeliveries(limit, now, leaseMs, room).catch(() => []);
   }
 

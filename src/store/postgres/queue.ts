@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { HeraldError } from '../../domain/errors.js';
 import { newLease, newTimedId, timePart } from '../../domain/ids.js';
-import { CLAIM_WINDOW, COLUMNS, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, toApp, toCompany, toEvent, toGrant, toRole, toSubscription, toUser } from '../rows.js';
+import { CLAIM_WINDOW, claimedDeliveries, COLUMNS, eventBody, FAN_OUT_CHUNK, nextChunk, originSql, toApp, toCompany, toEvent, toGrant, toRole, toSubscription, toUser } from '../rows.js';
 import { originKey, type ClaimedDelivery, type ClaimRoom, type DeliveryOutcome, type FanOutProgress, type NewEvent, type PublishResult } from '../types.js';
 import { prepared, preparedArrays, sql, transaction, uniqueViolation, type Queryable } from './db.js';
 import { FAN_OUT_HINT } from './listen.js';
@@ -524,45 +524,24 @@ interface ClaimJson {
 }
 type Row = Record<string, unknown>;
 
-/**
- * The claimed deliveries of a statement whose `claim` column is claimJson's value. As the
- * joins were: a delivery whose event is gone is left out; a deleted subscription, app,
- * grant, company, user or role is null, and the dispatcher drops the delivery with the reason.
- * Each row is mapped once per claim, and the deliveries share it (none is mutated downstream).
- */
+/** The claimed deliveries of a statement whose `claim` column is claimJson's value; each row mapped once per claim. */
 function claimedFrom(lease: string, result: { rows: unknown[][]; names: string[] }): ClaimedDelivery[] {
   const claim = result.rows[0]?.[result.names.indexOf('claim')] as ClaimJson | null | undefined;
   if (!claim?.deliveries) return [];
   const byId = <T>(rows: Row[] | null, map: (r: Row) => T) => new Map((rows ?? []).map((r) => [String(r.id), map(r)]));
-  const events = byId(claim.events, toEvent);
-  const subscriptions = byId(claim.subscriptions, toSubscription);
-  const apps = byId(claim.apps, (r) => ({ app: toApp(r), secrets: (r.previous_secrets ?? []) as string[] }));
-  const grants = byId(claim.grants, toGrant);
-  const companies = byId(claim.companies, toCompany);
-  const users = byId(claim.users, toUser);
   const roles = new Map((claim.roles ?? []).map((r) => [`${String(r.company_id)}/${String(r.name)}`, toRole(r)]));
-  const out: ClaimedDelivery[] = [];
-  for (const [id, attempts, eventId, subscriptionId, appId, companyId] of claim.deliveries) {
-    const event = events.get(eventId);
-    if (!event) continue;
-    const subscription = subscriptions.get(subscriptionId) ?? null;
-    const app = apps.get(appId) ?? null;
-    const user = subscription ? users.get(subscription.user_id) ?? null : null;
-    out.push({
-      id,
-      lease,
-      attempts: Number(attempts),
-      event,
-      subscription,
-      app: app?.app ?? null,
-      previousSecrets: app?.secrets ?? [],
-      grant: subscription ? grants.get(subscription.grant_id) ?? null : null,
-      company: companies.get(companyId) ?? null,
-      user,
-      role: user ? roles.get(`${user.company_id}/${user.role}`) ?? null : null,
-    });
-  }
-  return out;
+  const secrets = byId(claim.apps, (r) => (r.previous_secrets ?? []) as string[]);
+  const keys = claim.deliveries.map(([id, attempts, event_id, subscription_id, app_id, company_id]) => ({ id, attempts, event_id, subscription_id, app_id, company_id }));
+  return claimedDeliveries(lease, keys, {
+    events: byId(claim.events, toEvent),
+    subscriptions: byId(claim.subscriptions, toSubscription),
+    apps: byId(claim.apps, toApp),
+    grants: byId(claim.grants, toGrant),
+    companies: byId(claim.companies, toCompany),
+    users: byId(claim.users, toUser),
+    role: (u) => roles.get(`${u.company_id}/${u.role}`) ?? null,
+    previousSecrets: (appId) => secrets.get(appId) ?? [],
+  });
 }
 
 /** A delivery just leased under `lease` (a ping's), as claimedRows reads it. */
@@ -641,12 +620,13 @@ const GONE_REASON = 'subscription removed: receiver answered 410 Gone';
  * subscription (dropping that subscription's other pending deliveries) before the outcomes
  * after it are applied, so the batch ends exactly as SQLite's row-by-row loop does; such a
  * batch is split there, in one transaction, which costs extra statements only for the rare 410.
+ * `once`: an attempt of the batch is known to be logged already (see outcomeCtes).
  */
-export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[]): Promise<void> {
+export async function recordOutcomes(pool: Pool, outcomes: DeliveryOutcome[], once = false): Promise<void> {
   if (outcomes.length === 0) return;
   if (!outcomes.some((o) => o.kind === 'gone')) {
-    await applySegment(pool, outcomes).catch((err: unknown) => {
-      if (!attemptLoggedAlready(err)) throw err;
+    await applySegment(pool, outcomes, once).catch((err: unknown) => {
+      if (once || !attemptLoggedAlready(err)) throw err;
       return applySegment(pool, outcomes, true);
     });
     return;

@@ -10,7 +10,7 @@ import { prune } from './retention.js';
 import { DeliveryLock } from './delivery-lock.js';
 import { WalSync } from './wal-sync.js';
 import {
-  CLAIM_WINDOW, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
+  CLAIM_WINDOW, claimedDeliveries, type ClaimKey, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toEvent, toSubscription, toUser, unprefix,
 } from '../rows.js';
 import {
@@ -75,15 +75,6 @@ const CLAIMED_KEYS = 'd.id, d.attempts, d.event_id, d.subscription_id, d.app_id,
 const CLAIMED = `SELECT ${CLAIMED_KEYS} FROM deliveries d WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?`;
 /** The delivery of a ping just stored under a lease (createPing). */
 const LEASED = `SELECT ${CLAIMED_KEYS} FROM deliveries d WHERE d.id = ? AND d.lease_token = ?`;
-
-interface ClaimedKeys {
-  id: string;
-  attempts: number;
-  event_id: string;
-  subscription_id: string;
-  app_id: string;
-  company_id: string;
-}
 
 /**
  * A delivery this store claimed and has not recorded yet: under which lease, until when, to
@@ -628,7 +619,7 @@ export class SqliteStore implements Store {
    */
   private selectClaimed(lease: string, sql: string, ...params: unknown[]): ClaimedDelivery[] {
     return this.readTransaction(() => {
-      const keys = this.q(sql).all(...params) as ClaimedKeys[];
+      const keys = this.q(sql).all(...params) as ClaimKey[];
       if (keys.length === 0) return [];
       const events = this.rowsById('events', COLUMNS.events, keys.map((k) => k.event_id), toEvent);
       const subs = this.rowsById('subscriptions', COLUMNS.subscriptions, keys.map((k) => k.subscription_id), toSubscription);
@@ -645,27 +636,8 @@ export class SqliteStore implements Store {
         }
         return roles.get(key)!;
       };
-      const claimed: ClaimedDelivery[] = [];
-      for (const k of keys) {
-        const event = events.get(k.event_id);
-        if (!event) continue; // as the claim's inner join with events had it
-        const subscription = subs.get(k.subscription_id) ?? null;
-        const user = subscription ? (users.get(subscription.user_id) ?? null) : null;
-        claimed.push({
-          id: k.id,
-          lease,
-          attempts: Number(k.attempts),
-          event,
-          subscription,
-          app: apps.get(k.app_id) ?? null,
-          previousSecrets: [],
-          grant: subscription ? (grants.get(subscription.grant_id) ?? null) : null,
-          company: companies.get(k.company_id) ?? null,
-          user,
-          role: user ? roleOf(user) : null,
-        });
-      }
-      return claimed;
+      // Previous secrets are read after the transaction (withPreviousSecrets).
+      return claimedDeliveries(lease, keys, { events, subscriptions: subs, apps, grants, companies, users, role: roleOf, previousSecrets: () => [] });
     });
   }
 
