@@ -61,7 +61,7 @@ export async function createHerald(config: Config, options: HeraldOptions = {}):
   await store.migrate();
 
   const sender = config.delivery.sendThread
-    ? new ThreadedSender(config.delivery, config.allowPrivateCallbacks, config.bodyLimit)
+    ? new ThreadedSender(config.delivery, config.allowPrivateCallbacks)
     : new (await import('./delivery/sender.js')).Sender(config.delivery, config.allowPrivateCallbacks);
   const tokens = new DeliveryTokens(store, config.accessTokenTtlMs);
   let dispatcher: Dispatcher | null = null;

@@ -8,17 +8,27 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
 import { Sender } from './sender.js';
 import type { SendResult } from './transport.js';
-import { PerTurn, type SendRequest } from './send-thread.js';
+import { PerTurn, type SendBatch } from './send-thread.js';
 
 const { cfg, allowPrivate } = workerData as { cfg: DeliveryConfig; allowPrivate: boolean };
 const sender = new Sender(cfg, allowPrivate);
 const port = parentPort!;
 const answers = new PerTurn<[number, SendResult]>((batch) => port.postMessage(batch));
 
-port.on('message', (msg: SendRequest[] | 'close') => {
+port.on('message', (msg: SendBatch | 'close') => {
   if (msg === 'close') {
     void sender.close().finally(() => port.close());
     return;
   }
-  for (const r of msg) void sender.send(r.url, r.headers, r.body).then((result) => answers.push([r.id, result]));
+  const bytes = Buffer.from(msg.bytes);
+  let start = 0;
+  msg.requests.forEach((r, i) => {
+    const end = msg.ends[i]!;
+    // A copy of its own (Node's 8 KiB pool for a small body): a view into the batch's buffer
+    // would keep all of it alive as long as any one of its requests, say to a receiver that
+    // hangs until the timeout.
+    const body = Buffer.from(bytes.subarray(start, end));
+    void sender.send(r.url, r.headers, body).then((result) => answers.push([r.id, result]));
+    start = end;
+  });
 });

@@ -35,7 +35,7 @@ export class Sender implements Transport {
    * dropped by undici once it is dispatched or its connect times out). So a delivery never
    * runs past its lease, which outlives the timeout by 2 s.
    */
-  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+  send(url: string, headers: Record<string, string>, body: string | Uint8Array): Promise<SendResult> {
     return new Promise((resolve) => {
       let target: URL;
       try {

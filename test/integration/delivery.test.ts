@@ -179,7 +179,7 @@ describe('policies that need their own server', () => {
 
   for (const [kind, make] of [
     ['in this thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new Sender(cfg, allowPrivate)],
-    ['from the send thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new ThreadedSender(cfg, allowPrivate, loadConfig({}).bodyLimit)],
+    ['from the send thread', (cfg: DeliveryConfig, allowPrivate: boolean): Transport => new ThreadedSender(cfg, allowPrivate)],
   ] as const) test(`the sender (${kind}) refuses names that resolve to private addresses at connect time`, async () => {
     const rx = await Receiver.start();
     const port = new URL(rx.url).port;
@@ -203,7 +203,7 @@ describe('policies that need their own server', () => {
   test('a send thread that dies fails what it had in flight as attempts that sent nothing; the next send starts a new one', async () => {
     const rx = await Receiver.start(() => ({ status: 200, delayMs: 2000 }));
     const cfg = loadConfig({});
-    const sender = new ThreadedSender(cfg.delivery, true, cfg.bodyLimit);
+    const sender = new ThreadedSender(cfg.delivery, true);
     try {
       assert.equal((await sender.send(`${rx.url}/warm`, {}, 'a=1')).statusCode, 200);
       const inFlight = sender.send(`${rx.url}/slow`, {}, 'a=2');
@@ -222,10 +222,31 @@ describe('policies that need their own server', () => {
     }
   });
 
+  test('requests sent in one turn cross to the send thread as one buffer and each arrives with its own body, byte for byte', async () => {
+    const rx = await Receiver.start();
+    const sender = new ThreadedSender(loadConfig({}).delivery, true);
+    try {
+      // Multi-byte characters (UTF-8 lengths differ from string lengths), an empty body, a long one.
+      const bodies = ['a=1', '', 'é=ü&ß=€', '𝄞 and ☃', 'x'.repeat(70_000), '{"obj":{"name":"Zoë"}}'];
+      const results = await Promise.all(bodies.map((body, i) => sender.send(`${rx.url}/b${i}`, { 'x-i': String(i) }, body)));
+      assert.deepEqual(results.map((r) => r.statusCode), bodies.map(() => 200));
+      const got = new Map(rx.received.map((r) => [r.path, r]));
+      bodies.forEach((body, i) => {
+        assert.equal(got.get(`/b${i}`)!.body, body);
+        assert.equal(got.get(`/b${i}`)!.headers['content-length'], String(Buffer.byteLength(body)));
+        assert.equal(got.get(`/b${i}`)!.headers['x-i'], String(i));
+      });
+    } finally {
+      await sender.close();
+      await rx.close();
+    }
+  });
+
   test('a send thread has the heap for HERALD_CONCURRENCY requests of the largest body in flight at once', async () => {
     // The default 256 slots, each with a body of a 1 MiB event as a signed_request (base64:
-    // about 1.4 MB), all in flight until the receiver answers. A fixed 256 MB heap ran out
-    // and ended the thread (all 256 failed as "sender thread stopped").
+    // about 1.4 MB), all in flight until the receiver answers. While bodies crossed as strings
+    // into the thread's heap, its 256 MB ran out and ended the thread (all 256 failed as
+    // "sender thread stopped"); as bytes (packBatch) they are outside it.
     const cfg = loadConfig({ HERALD_CONNECTIONS_PER_ORIGIN: '256' });
     assert.equal(cfg.delivery.concurrency, 256);
     const server = createServer((req, res) => {
@@ -234,7 +255,7 @@ describe('policies that need their own server', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/h`;
-    const sender = new ThreadedSender(cfg.delivery, true, cfg.bodyLimit);
+    const sender = new ThreadedSender(cfg.delivery, true);
     try {
       const bodies = Array.from({ length: 26 }, (_, i) => `signed_request=${String.fromCharCode(97 + i).repeat(Math.round(cfg.bodyLimit * 1.4))}`);
       const results = await Promise.all(Array.from({ length: cfg.delivery.concurrency }, (_, i) => sender.send(url, {}, bodies[i % 26]!)));
