@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { newId, newTimedId, timePart } from '../../src/domain/ids.js';
+import { newId, newTimedId, nextTick } from '../../src/domain/ids.js';
 
 test('ids are the prefix and 16 random bytes in base64url, never repeated across entropy refills', () => {
   const ids = Array.from({ length: 10_000 }, () => newId('dlv')); // 160,000 bytes: about 39 refills of 4 KiB
@@ -12,12 +12,27 @@ test('ids are the prefix and 16 random bytes in base64url, never repeated across
 });
 
 test('timed ids sort by their time as plain strings, and keep 16 random bytes', () => {
-  const times = [0, 1, 35, 36, 1_700_000_000_000, 1_799_999_999_999, 2_821_109_907_455, 2_821_109_907_456, 99_999_999_999_999];
+  const times = [0, 1, 35, 36, 1_700_000_000_000, 1_799_999_999_999, 2_821_109_907_455, 2_821_109_907_456, 7_000_000_000_000];
   const ids = times.map((t) => newTimedId('dlv', t));
-  for (const id of ids) assert.match(id, /^dlv_[0-9a-z]{9}[A-Za-z0-9_-]{22}$/);
-  // Later times sort after earlier ones, across the change from 8 to 9 significant digits too.
-  for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1]!.slice(0, 13) < ids[i]!.slice(0, 13), `${ids[i - 1]} < ${ids[i]}`);
-  assert.equal(timePart(1_700_000_000_000), (1_700_000_000_000).toString(36).padStart(9, '0'));
-  const same = Array.from({ length: 1000 }, () => newTimedId('evt', 1_700_000_000_000));
-  assert.equal(new Set(same).size, same.length);
+  for (const id of ids) assert.match(id, /^dlv_[0-9a-z]{11}[A-Za-z0-9_-]{22}$/);
+  // Later times sort after earlier ones, across changes in the number of significant digits too.
+  for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1]!.slice(0, 15) < ids[i]!.slice(0, 15), `${ids[i - 1]} < ${ids[i]}`);
+});
+
+test('timed ids made in one millisecond, or with a clock that went back, still increase', () => {
+  const at = 8_000_000_000_000; // later than every tick so far, so the first is the time itself
+  assert.equal(nextTick(at), (at * 1000).toString(36).padStart(11, '0'));
+  // A fan-out's deliveries share one `now`: their ids must follow in the order they were made
+  // (claims take them in that order, so their attempts are appended to delivery_attempts_once).
+  const same = Array.from({ length: 5000 }, () => newTimedId('dlv', at));
+  for (let i = 1; i < same.length; i++) assert.ok(same[i - 1]! < same[i]!, `${same[i - 1]} < ${same[i]}`);
+  assert.equal(new Set(same.map((id) => id.slice(4, 15))).size, same.length);
+  // 5,000 ids in one millisecond ran the ticks 5 ms ahead; a millisecond later they go on from there.
+  const next = newTimedId('evt', at + 1);
+  assert.ok(next.slice(4, 15) > same.at(-1)!.slice(4, 15));
+  const back = newTimedId('dlv', at - 60_000);
+  assert.ok(back.slice(4, 15) > next.slice(4, 15), 'an earlier clock does not make an earlier id');
+  // A clock past the year 2255 is held there: ticks stay exact integers and still increase.
+  const far = [newTimedId('dlv', 1e17), newTimedId('dlv', 1e17), newTimedId('dlv', 1e18)];
+  assert.ok(far[0]!.slice(4, 15) < far[1]!.slice(4, 15) && far[1]!.slice(4, 15) < far[2]!.slice(4, 15));
 });

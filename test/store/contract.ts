@@ -207,10 +207,11 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.deepEqual(await subsOf(results[2]!.id), [other.id]);
       assert.deepEqual(await subsOf(results[3]!.id), [plain.id]);
       assert.deepEqual(await subsOf(results[5]!.id), []);
-      // Delivery ids are time-ordered: they sort after those of an earlier publish.
-      const earlier = await store.publishEvent(event('client.move'), T0 - 60_000);
-      const [dEarlier] = await store.listDeliveries({ event_id: earlier.id, limit: 1 });
-      const [dLater] = await store.listDeliveries({ event_id: results[2]!.id, limit: 1 });
+      // Delivery ids increase in the order they are made (nextTick), so each batch is appended
+      // to the indexes keyed by them: a later publish's sort after, even at an earlier time.
+      const later = await store.publishEvent(event('client.move'), T0 - 60_000);
+      const [dLater] = await store.listDeliveries({ event_id: later.id, limit: 1 });
+      const [dEarlier] = await store.listDeliveries({ event_id: results[2]!.id, limit: 1 });
       assert.ok(dEarlier!.id < dLater!.id, `${dEarlier!.id} < ${dLater!.id}`);
       for (const s of [plain, proj1, other]) await store.deleteSubscription(owner(), s.id, 'cleanup', T0);
       await drain(T0 + 10);
