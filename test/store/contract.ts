@@ -335,6 +335,31 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.equal(await store.getSubscription(owner(), g.subscription!.id), null);
     });
 
+    test('a claim sees every change made since the previous claim to the rows it reads (role, user, subscription, grant)', async () => {
+      const sub = await newSub(['client.update']);
+      const claimOne = async (now: number) => {
+        await store.publishEvent(event('client.update'), now);
+        const claimed = await store.claimDueDeliveries(10, now + 1, 10_000);
+        await store.recordOutcomes(claimed.map((c) => ({ kind: 'dropped' as const, id: c.id, lease: c.lease, reason: 'test', at: now + 1 })));
+        return claimed.find((c) => c.subscription?.id === sub.id)!;
+      };
+      const first = await claimOne(T0);
+      assert.deepEqual([first.role?.permissions, first.user?.role, first.subscription?.headers, first.grant?.scope], [{ clients: ['create'] }, 'admin', { 'X-Key': 'v' }, 'api/subs clients']);
+      await store.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create', 'update'] } });
+      await store.updateSubscription(owner(), { ...sub, headers: { 'X-Key': 'w' }, updated_at: T0 + 2 });
+      const second = await claimOne(T0 + 2);
+      assert.deepEqual([second.role?.permissions, second.subscription?.headers], [{ clients: ['create', 'update'] }, { 'X-Key': 'w' }]);
+      await store.putRole({ company_id: companyId, name: 'viewer', permissions: { clients: ['read'] } });
+      await store.setUserRole(companyId, userId, 'viewer', T0 + 4);
+      const third = await claimOne(T0 + 4);
+      assert.deepEqual([third.user?.role, third.role?.name, third.role?.permissions], ['viewer', 'viewer', { clients: ['read'] }]);
+      await store.setUserRole(companyId, userId, 'admin', T0 + 6);
+      await store.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
+      const fourth = await claimOne(T0 + 6);
+      assert.deepEqual([fourth.user?.role, fourth.role?.permissions], ['admin', { clients: ['create'] }]);
+      await store.deleteSubscription(owner(), sub.id, 'cleanup', T0);
+    });
+
     test('a claim reads each delivery\'s own app, previous secrets, grant, user and role, and null for a role that is gone', async () => {
       // A second app signing with Standard Webhooks whose signing secret was rotated, and a
       // user of a role that does not exist, each with a subscription to the same event.

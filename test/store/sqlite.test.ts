@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { newId } from '../../src/domain/ids.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ATTEMPTS_KEPT, ATTEMPTS_LOGGED_TWICE, storeContract } from './contract.js';
 
@@ -112,6 +113,48 @@ test('a holder that dies (SIGKILL) frees the SQLite file for another process at 
   } finally {
     child.kill('SIGKILL');
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('claims keep the rows they read between claims, and see what another process changed since (migration 010)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cache-'));
+  const path = join(dir, 'h.db');
+  const a = new SqliteStore(path);
+  await a.migrate();
+  const b = new SqliteStore(path);
+  const T0 = 1_700_000_000_000;
+  try {
+    const companyId = newId('co');
+    await a.createCompany({ id: companyId, name: 'Acme', sub_domain: 'acme', created_at: T0 });
+    await a.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
+    const userId = newId('usr');
+    await a.createUser({ id: userId, company_id: companyId, email: 'a@acme.test', name: 'A', role: 'admin', created_at: T0, updated_at: T0 }, null);
+    const appId = newId('app');
+    await a.createApp({ id: appId, name: 'App', url: 'https://app.example.com/', redirect_uris: [], signature: 'signed_request', client_id: newId('app'), client_secret: 's1', signing_secret: 'whsec_x', public_client: false, created_at: T0 });
+    const grantId = newId('grt');
+    await a.createGrant({ id: grantId, app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null }, { hash: 'h1', grant_id: grantId, expires_at: T0 + 3600_000, created_at: T0 });
+    await a.createSubscription({ id: newId('sub'), grant_id: grantId, app_id: appId, user_id: userId, company_id: companyId, channels: ['client.create'], callback_url: 'https://app.example.com/h', resource: null, headers: {}, content_type: 'form', created_at: T0, updated_at: T0 });
+    const claimOne = async (now: number) => {
+      const { id } = await a.publishEvent({ id: newId('evt'), company_id: companyId, channel: 'client.create', object: { id: 'o1' }, links: [], resources: {}, user_id: null, idempotency_key: null }, now);
+      const [d] = await a.claimDueDeliveries(10, now + 1, 10_000);
+      assert.equal(d?.event.id, id);
+      await a.recordOutcomes([{ kind: 'dropped', id: d!.id, lease: d!.lease, reason: 'test', at: now + 1 }]);
+      return d!;
+    };
+    const first = await claimOne(T0);
+    assert.deepEqual([first.app?.client_secret, first.role?.permissions, first.company?.name, first.grant?.revoked_at], ['s1', { clients: ['create'] }, 'Acme', null]);
+    // Another process changes the app's secret and the role; a hand-run statement renames the company.
+    await b.rotateAppSecret(appId, 'client', 's2', T0 + 3600_000, T0 + 2);
+    await b.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create', 'read'] } });
+    const raw = new Database(path);
+    raw.prepare("UPDATE companies SET name = 'Acme Renamed' WHERE id = ?").run(companyId);
+    raw.close();
+    const second = await claimOne(T0 + 2);
+    assert.deepEqual([second.app?.client_secret, second.previousSecrets, second.role?.permissions, second.company?.name], ['s2', ['s1'], { clients: ['create', 'read'] }, 'Acme Renamed']);
+  } finally {
+    await a.close();
+    await b.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,6 +7,7 @@ import { newLease, newTimedId } from '../../domain/ids.js';
 import { loadMigrations } from '../migrations.js';
 import { SqliteOAuthStore } from './oauth.js';
 import { prune } from './retention.js';
+import { Bounded, ClaimCache } from './claim-cache.js';
 import { DeliveryLock } from './delivery-lock.js';
 import { WalSync } from './wal-sync.js';
 import {
@@ -120,6 +121,8 @@ export class SqliteStore implements Store {
   private readonly heldByOrigin = new Map<string, number>();
   /** Null for an in-memory database (no other connection can open it). */
   private readonly deliveryLock: DeliveryLock | null;
+  /** Rows claims read, kept between claims (selectClaimed). */
+  private readonly claimCache = new ClaimCache();
   /** Runs `fn` in a deferred (read) transaction, so its statements see one snapshot of the file. */
   private readonly readTransaction: <T>(fn: () => T) => T;
 
@@ -609,47 +612,62 @@ export class SqliteStore implements Store {
 
   /**
    * The deliveries `sql` selects (CLAIMED or LEASED) under `lease`, with the rows they name,
-   * each of those read once however many deliveries share it (one event's deliveries share
-   * its event, app and company, and through one grant its user and role), in one read
-   * transaction. A LEFT JOIN of all seven tables per delivery read the event's body and every
-   * other column again for each:
-   * measured (bench/store-loop.ts, 100 subscriptions x 320 events, claims of 16), the claim
-   * took 24 us per delivery with the joined SELECT (20.7 of it in that SELECT), 17.8 us with
-   * this (the deliveries 3.5, their subscriptions 5.0, the other rows 2.1, the transaction 0.8).
+   * in one read transaction. Each of those rows is read once however many deliveries share it
+   * (one event's deliveries share its event, app and company, and through one grant its user
+   * and role), and kept for the next claims (ClaimCache) while config_version stays.
+   * A LEFT JOIN of all seven tables per delivery read the event's body and every other
+   * column again for each: measured (bench/store-loop.ts, 100 subscriptions x 320 events,
+   * claims of 16), the claim took 24 us per delivery with the joined SELECT (20.7 of it in
+   * that SELECT), 17.8 us reading each row once per claim.
    */
   private selectClaimed(lease: string, sql: string, ...params: unknown[]): ClaimedDelivery[] {
     return this.readTransaction(() => {
       const keys = this.q(sql).all(...params) as ClaimKey[];
       if (keys.length === 0) return [];
-      const events = this.rowsById('events', COLUMNS.events, keys.map((k) => k.event_id), toEvent);
-      const subs = this.rowsById('subscriptions', COLUMNS.subscriptions, keys.map((k) => k.subscription_id), toSubscription);
-      const apps = this.rowsById('apps', COLUMNS.apps, keys.map((k) => k.app_id), toApp);
-      const companies = this.rowsById('companies', COLUMNS.companies, keys.map((k) => k.company_id), toCompany);
-      const grants = this.rowsById('grants', COLUMNS.grants, [...subs.values()].map((s) => s.grant_id), toGrant);
-      const users = this.rowsById('users', COLUMNS.users, [...subs.values()].map((s) => s.user_id), toUser);
-      const roles = new Map<string, Role | null>();
+      const cache = this.claimCache.at(this.q('SELECT version FROM config_version').pluck().get() as number);
+      const events = this.rowsById(cache.events, 'events', COLUMNS.events, keys.map((k) => k.event_id), toEvent, (r) => String(r.body).length);
+      const subs = this.rowsById(cache.subscriptions, 'subscriptions', COLUMNS.subscriptions, keys.map((k) => k.subscription_id), toSubscription);
+      const apps = this.rowsById(cache.apps, 'apps', COLUMNS.apps, keys.map((k) => k.app_id), toApp);
+      const companies = this.rowsById(cache.companies, 'companies', COLUMNS.companies, keys.map((k) => k.company_id), toCompany);
+      const grants = this.rowsById(cache.grants, 'grants', COLUMNS.grants, [...subs.values()].map((s) => s.grant_id), toGrant);
+      const users = this.rowsById(cache.users, 'users', COLUMNS.users, [...subs.values()].map((s) => s.user_id), toUser);
       const roleOf = (u: User): Role | null => {
         const key = `${u.company_id}\0${u.role}`;
-        if (!roles.has(key)) {
+        if (!cache.roles.has(key)) {
           const row = this.q('SELECT company_id, name, permissions FROM roles WHERE company_id = ? AND name = ?').get(u.company_id, u.role) as Row | undefined;
-          roles.set(key, row ? toRole(row) : null);
+          cache.roles.set(key, row ? toRole(row) : null);
         }
-        return roles.get(key)!;
+        return cache.roles.get(key) ?? null;
       };
       // Previous secrets are read after the transaction (withPreviousSecrets).
       return claimedDeliveries(lease, keys, { events, subscriptions: subs, apps, grants, companies, users, role: roleOf, previousSecrets: () => [] });
     });
   }
 
-  /** The rows of `table` whose id is among `ids` (repeats read once), mapped, by id. */
-  private rowsById<T>(table: string, columns: readonly string[], ids: string[], map: (r: Row) => T): Map<string, T> {
-    const distinct = [...new Set(ids)];
-    if (distinct.length === 0) return new Map();
+  /**
+   * The rows of `table` whose id is among `ids`, mapped, by id: those in `kept` from there,
+   * the others read (each once) and kept, weighed by `weigh`. Ids with no row are left out.
+   */
+  private rowsById<T>(kept: Bounded<T>, table: string, columns: readonly string[], ids: string[], map: (r: Row) => T, weigh?: (r: Row) => number): Map<string, T> {
+    const out = new Map<string, T>();
+    const missing = new Set<string>();
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const row = kept.get(id);
+      if (row === undefined) missing.add(id);
+      else out.set(id, row);
+    }
+    if (missing.size === 0) return out;
     const select = `SELECT ${columns.join(', ')} FROM ${table}`;
-    const rows = (distinct.length === 1
-      ? this.q(`${select} WHERE id = ?`).all(distinct[0])
-      : this.q(`${select} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(distinct))) as Row[];
-    return new Map(rows.map((r) => [String(r.id), map(r)]));
+    const rows = (missing.size === 1
+      ? this.q(`${select} WHERE id = ?`).all(...missing)
+      : this.q(`${select} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify([...missing]))) as Row[];
+    for (const r of rows) {
+      const row = map(r);
+      out.set(String(r.id), row);
+      kept.set(String(r.id), row, weigh?.(r));
+    }
+    return out;
   }
 
   /**
