@@ -18,6 +18,15 @@ export interface BenchConfig {
    * least 30,000: at thousands per second, fewer would be over before the noise averages out.
    */
   limitDeliveries: number;
+  /**
+   * `BENCH_ROUNDS`: rounds of the throughput scenarios against the limit. Default 3. The limit
+   * runs first and again after each round (Herald on SQLite, then on PostgreSQL), and each
+   * Herald run is compared with the mean of the two limit runs around it; the ratio reported
+   * is the median of the rounds'. Measured in one session: the limit's two runs of one round
+   * apart by up to 27% (14,090 and 11,075/s) and the ratios of four one-round runs 0.64-0.76
+   * (SQLite) and 0.51-0.64 (PostgreSQL): the machine's speed drifts within minutes.
+   */
+  rounds: number;
   /** `BENCH_PUBLISH_CONCURRENCY`: POST /admin/events in flight. Default 16. */
   publishConcurrency: number;
   /**
@@ -139,6 +148,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     subs,
     events,
     limitDeliveries: int(env, 'BENCH_LIMIT_DELIVERIES', Math.max(subs * events, 30_000), 1),
+    rounds: int(env, 'BENCH_ROUNDS', 3, 1),
     publishConcurrency: int(env, 'BENCH_PUBLISH_CONCURRENCY', 16, 1),
     seedConcurrency: int(env, 'BENCH_SEED_CONCURRENCY', 64, 1),
     fanout: int(env, 'BENCH_FANOUT', 10_000),

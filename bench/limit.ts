@@ -15,6 +15,11 @@ export interface ThroughputResult {
   /** The whole machine meanwhile (every process: receiver, Redis, PostgreSQL, the publisher...). */
   machine: MachineLoad;
   notes: string[];
+  /**
+   * Which round of the throughput scenarios (BENCH_ROUNDS) the run belongs to: 0 for the
+   * limit's first run, r for the Herald runs of round r and the limit's run after them.
+   */
+  round?: number;
 }
 
 /**

@@ -30,7 +30,7 @@ export interface Report {
   machine: { cpus: number; cpuModel: string; node: string; platform: string; memoryGiB: number };
   sizes: Record<string, unknown>;
   throughput: (ThroughputResult | HeraldResult)[];
-  ratios: { name: string; value: number }[];
+  ratios: { name: string; value: number; rounds?: number[] }[];
   fanout: FanoutResult[];
   latency: LatencyResult[];
   /** The latency scenario's floor, measured in the same run (null when it did not run). */
@@ -74,27 +74,54 @@ export function throughputTable(results: (ThroughputResult | HeraldResult)[]): s
 }
 
 /**
- * The limit's rate: the mean of its runs, before the other throughput scenarios and after
- * them (run.ts), so a machine that drifts during the run (one session here measured the limit
- * at 5,318 and then 7,126/s, minutes apart) moves the reference with it; null without one.
+ * The limit's rate over the whole run: the mean of all its runs (before the throughput
+ * scenarios and after each round, run.ts), the reference of scenarios outside the rounds
+ * (the fan-out); null without one. One session here measured the limit at 5,318 and then
+ * 7,126/s, minutes apart.
  */
 export function limitRate(results: (ThroughputResult | HeraldResult)[]): number | null {
   const runs = results.filter((r) => r.scenario.startsWith('limit'));
   return runs.length === 0 ? null : Math.round(runs.reduce((sum, r) => sum + r.perSecond, 0) / runs.length);
 }
 
-export function ratios(results: (ThroughputResult | HeraldResult)[]): { name: string; value: number }[] {
-  const find = (prefix: string) => results.find((r) => r.scenario.startsWith(prefix));
-  const limit = limitRate(results);
-  const bullmq = find('BullMQ');
-  const out: { name: string; value: number }[] = [];
-  for (const h of results.filter(isHerald)) {
-    const name = h.engine === 'sqlite' ? 'Herald-SQLite' : 'Herald-PG';
-    if (limit) out.push({ name: `${name} / limit`, value: Math.round((h.perSecond / limit) * 100) / 100 });
-    if (bullmq) out.push({ name: `${name} / BullMQ`, value: Math.round((h.perSecond / bullmq.perSecond) * 100) / 100 });
+/** The limit around round `round`: the mean of its runs before and after that round (run.ts), null without one. */
+export function limitAround(results: (ThroughputResult | HeraldResult)[], round: number): number | null {
+  const runs = results.filter((r) => r.scenario.startsWith('limit') && ((r.round ?? 0) === round - 1 || (r.round ?? 0) === round)).map((r) => r.perSecond);
+  return runs.length === 0 ? null : runs.reduce((a, b) => a + b, 0) / runs.length;
+}
+
+/**
+ * The ratios of the throughput scenarios. Each run is compared with the limit around it: the
+ * mean of the limit's run before its round and the one after (run.ts, BENCH_ROUNDS), so a
+ * machine whose speed drifts during the run moves the reference with it. With several rounds
+ * the ratio is the median of the rounds' (listed in `rounds`); Herald against BullMQ is
+ * Herald's median rate against BullMQ's one run.
+ */
+export function ratios(results: (ThroughputResult | HeraldResult)[]): { name: string; value: number; rounds?: number[] }[] {
+  const around = (round: number) => limitAround(results, round);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  const bullmq = results.find((r) => r.scenario.startsWith('BullMQ'));
+  const out: { name: string; value: number; rounds?: number[] }[] = [];
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    const runs = results.filter(isHerald).filter((h) => h.engine === engine);
+    if (runs.length === 0) continue;
+    const name = engine === 'sqlite' ? 'Herald-SQLite' : 'Herald-PG';
+    const vsLimit = runs.flatMap((h) => {
+      const limit = around(h.round ?? 1);
+      return limit ? [h.perSecond / limit] : [];
+    });
+    if (vsLimit.length > 0) out.push({ name: `${name} / limit`, value: r2(median(vsLimit)), rounds: vsLimit.map(r2) });
+    if (bullmq) out.push({ name: `${name} / BullMQ`, value: r2(median(runs.map((h) => h.perSecond)) / bullmq.perSecond) });
   }
-  if (limit && bullmq) out.push({ name: 'BullMQ / limit', value: Math.round((bullmq.perSecond / limit) * 100) / 100 });
+  const limitForBullmq = bullmq ? around(bullmq.round ?? 1) : null;
+  if (bullmq && limitForBullmq) out.push({ name: 'BullMQ / limit', value: r2(bullmq.perSecond / limitForBullmq) });
   return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 export function fanoutTable(results: FanoutResult[]): string {
@@ -210,7 +237,12 @@ function sections(report: Report): Section[] {
   const limit = limitRate(report.throughput);
   const vsLimit = (v: number) => (limit && v !== limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
   const out: Section[] = [];
-  const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${vsLimit(r.perSecond)}` }));
+  // Each throughput run against the limit around it (see ratios); the fan-out against the mean of all limit runs.
+  const vsAround = (r: ThroughputResult) => {
+    const around = r.scenario.startsWith('limit') ? null : limitAround(report.throughput, r.round ?? 1);
+    return around ? `  (${(r.perSecond / around).toFixed(2)} x limit)` : '';
+  };
+  const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${vsAround(r)}` }));
   for (const f of report.fanout) {
     throughput.push({ label: `fan-out, ${fmt(f.subscriptions)} subs (${engineName(f.engine)})`, value: f.perSecond, text: `${fmt(f.perSecond)}/s${vsLimit(f.perSecond)}, publish ${f.publishMs} ms` });
   }

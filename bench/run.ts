@@ -25,7 +25,6 @@ import {
   HANGING_RATIO_TARGET,
   hangingTable,
   latencyTable,
-  limitRate,
   ratios,
   svgChart,
   throughputTable,
@@ -105,13 +104,23 @@ async function main(): Promise<number> {
   const receiver = await Receiver.start();
   try {
     const push = (r: ThroughputResult | HeraldResult | null) => r && report.throughput.push(r);
-    if (has('limit')) push(await attempt('limit: plain undici loop', () => runLimit(cfg, receiver)));
-    if (has('bullmq')) push(await attempt('BullMQ + Redis', () => loadBullmq().then((m) => m.runBullmq(cfg, receiver))));
-    if (has('sqlite')) push(await attempt('Herald on SQLite', () => runHeraldThroughput('sqlite', cfg, receiver)));
-    if (has('postgres')) push(await attempt('Herald on PostgreSQL', () => runHeraldThroughput('postgres', cfg, receiver)));
-    // The limit again, after the others: the ratios take the mean of both runs (limitRate).
-    if (has('limit') && (has('bullmq') || has('sqlite') || has('postgres'))) {
-      push(await attempt('limit again, after the others', () => runLimit(cfg, receiver, 'limit again, after the others: undici loop')));
+    // Rounds (BENCH_ROUNDS): the limit, BullMQ once, then per round Herald on each engine and
+    // the limit again; each run is compared with the limit runs around it (report.ts, ratios).
+    const inRound = <T extends ThroughputResult | HeraldResult>(round: number, r: T | null) => r && Object.assign(r, { round });
+    const rounds = has('sqlite') || has('postgres') ? cfg.rounds : 1;
+    const tag = (r: number) => (rounds > 1 ? `, round ${r}` : '');
+    if (has('limit')) push(inRound(0, await attempt('limit: plain undici loop', () => runLimit(cfg, receiver))));
+    if (has('bullmq')) push(inRound(1, await attempt('BullMQ + Redis', () => loadBullmq().then((m) => m.runBullmq(cfg, receiver)))));
+    for (let r = 1; r <= rounds; r++) {
+      for (const engine of ['sqlite', 'postgres'] as const) {
+        if (!has(engine)) continue;
+        const run = await attempt(`Herald on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}${tag(r)}`, () => runHeraldThroughput(engine, cfg, receiver));
+        push(inRound(r, run && Object.assign(run, { scenario: `${run.scenario}${tag(r)}` })));
+      }
+      if (has('limit') && (has('bullmq') || has('sqlite') || has('postgres'))) {
+        const name = rounds > 1 ? `limit, after round ${r}: undici loop` : 'limit again, after the others: undici loop';
+        push(inRound(r, await attempt(name.replace(': undici loop', ''), () => runLimit(cfg, receiver, name))));
+      }
     }
     if (has('fanout') && cfg.fanout > 0) {
       for (const engine of cfg.fanoutEngines) {
@@ -172,8 +181,8 @@ async function main(): Promise<number> {
   say('  sender CPU / Herald CPU: the process that delivers (the loop, the BullMQ worker, Herald), % of one core; machine: all CPUs;\n  others: CPU no process of the scenario used (neighbours), % of one core');
   if (report.ratios.length > 0) {
     const limits = report.throughput.filter((r) => r.scenario.startsWith('limit')).map((r) => fmt(r.perSecond));
-    const of = limits.length > 1 ? ` (limit = ${fmt(limitRate(report.throughput)!)}/s, the mean of ${limits.join(' and ')})` : '';
-    say(`\nratios (deliveries/s)${of}: ` + report.ratios.map((r) => `${r.name} = ${r.value}`).join(', '));
+    const of = limits.length > 1 ? ` (limit runs ${limits.join(', ')}/s; each run against the mean of the limit runs before and after it)` : '';
+    say(`\nratios (deliveries/s)${of}: ` + report.ratios.map((r) => `${r.name} = ${r.value}${r.rounds && r.rounds.length > 1 ? ` (median of rounds ${r.rounds.join(', ')})` : ''}`).join(', '));
   }
   if (report.fanout.length > 0) {
     say('\n' + fanoutTable(report.fanout));
