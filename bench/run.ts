@@ -21,6 +21,7 @@ import {
   BACKLOG_RATIO_TARGET,
   BACKLOG_RSS_TARGET_MIB,
   backlogTable,
+  fanoutRatios,
   fanoutTable,
   HANGING_RATIO_TARGET,
   hangingTable,
@@ -156,7 +157,7 @@ async function main(): Promise<number> {
     }
   }
 
-  report.ratios = ratios(report.throughput);
+  report.ratios = [...ratios(report.throughput), ...fanoutRatios(report.fanout, report.throughput)];
   if (cfg.profile) {
     const names = [
       'herald-sqlite',
@@ -186,7 +187,11 @@ async function main(): Promise<number> {
   }
   if (report.fanout.length > 0) {
     say('\n' + fanoutTable(report.fanout));
-    for (const f of report.fanout) say(`  ${f.engine}: seeding ${f.subscriptions} subscriptions over the API took ${f.seedSeconds} s${f.notes.length ? '; ' + f.notes.join('; ') : ''}`);
+    for (const f of report.fanout) {
+      const vs = report.ratios.find((r) => r.name.startsWith(`fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} /`));
+      say(`  ${f.engine}: median ${fmt(f.perSecond)} deliveries/s of ${f.runs.length} run(s)${vs ? `, ${vs.value} x the end-to-end rate (runs ${vs.rounds!.join(', ')}; target >= 1)` : ''}; ` +
+        `slowest publish answer ${f.maxPublishMs} ms (target < 100 ms); seeding ${fmt(f.subscriptions)} subscriptions over the API took ${f.seedSeconds} s${f.notes.length ? '; ' + f.notes.join('; ') : ''}`);
+    }
     if (cfg.fanout < 10_000) say(`  sized down: the issue asks for 10,000 subscriptions (BENCH_FANOUT=10000); this run used ${cfg.fanout}`);
   }
   if (report.latency.length > 0) {
