@@ -38,8 +38,12 @@ export class ClaimCache {
   }
 }
 
-/** Rows of one table kept: a claim names at most CLAIM_BATCH of each, a fan-out's claims go over its subscriptions. */
-const ROWS_KEPT = 10_000;
+/**
+ * Rows of one table kept. A claim names at most 100 of each, but a fan-out's claims go over
+ * all its audience's subscriptions, and the next event to that audience names them again:
+ * room for a fan-out of 20,000 (a subscription, as kept, is under 1 KB).
+ */
+const ROWS_KEPT = 20_000;
 /** Events kept: their deliveries are claimed together, the oldest due first, so only the last few are named again. */
 const EVENTS_KEPT = 256;
 /** And at most this much of their bodies (an event may be as large as HERALD_BODY_LIMIT). */
