@@ -170,6 +170,8 @@ export interface FanoutResult extends FanoutRun {
   /** The slowest publish answer of all runs. */
   maxPublishMs: number;
   notes: string[];
+  /** The round of limit runs around it (run.ts: the limit runs again after the fan-out). */
+  round?: number;
 }
 
 /** The fan-out's warm-up: deliveries before the measured event (see runFanout). */
