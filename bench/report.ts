@@ -20,6 +20,8 @@ export interface BacklogResult {
 /** The run where every origin answers and the one where origin 0 hangs; ratio = hanging rate / healthy rate. */
 export interface HangingResult {
   engine: 'sqlite' | 'postgres';
+  /** Which of the BENCH_ROUNDS pairs. */
+  round?: number;
   allAnswer: HangingRun | null;
   oneHangs: HangingRun | null;
   ratio: number | null;
@@ -167,6 +169,16 @@ export function fanoutRatios(fanout: FanoutResult[], throughput: (ThroughputResu
   return out;
 }
 
+/** Per engine, the median of the hanging scenario's pairs: the healthy origins' rate with origin 0 hanging against without. */
+export function hangingRatios(hanging: HangingResult[]): { name: string; value: number; rounds?: number[] }[] {
+  const out: { name: string; value: number; rounds?: number[] }[] = [];
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    const values = hanging.filter((h) => h.engine === engine && h.ratio !== null).map((h) => h.ratio!);
+    if (values.length > 0) out.push({ name: `hanging ${engine === 'sqlite' ? 'SQLite' : 'PG'}: healthy origins with origin 0 hanging / without`, value: Math.round(median(values) * 100) / 100, rounds: values });
+  }
+  return out;
+}
+
 const FLOOR_LABEL = 'floor: fdatasync + one POST, no storage';
 
 export function latencyTable(results: LatencyResult[], floor: LatencyFloorResult | null = null): string {
@@ -237,7 +249,7 @@ export function hangingTable(results: HangingResult[]): string {
     for (const run of [r.allAnswer, r.oneHangs]) {
       if (!run) continue;
       rows.push([
-        `Herald on ${engineName(run.engine)}`,
+        `Herald on ${engineName(run.engine)}${r.round && results.some((x) => (x.round ?? 1) > 1) ? `, round ${r.round}` : ''}`,
         run.hanging ? 'hangs' : 'answers',
         fmt(run.healthyDeliveries),
         run.seconds.toFixed(2),
@@ -317,7 +329,8 @@ function sections(report: Report): Section[] {
     for (const run of [h.allAnswer, h.oneHangs]) {
       if (!run) continue;
       const ratio = run === h.oneHangs && h.ratio !== null ? `  (${h.ratio.toFixed(2)} x without it)` : '';
-      hanging.push({ label: `origin 0 ${run.hanging ? 'hangs' : 'answers'} (${engineName(run.engine)})`, value: run.perSecond, text: `${fmt(run.perSecond)}/s${ratio}` });
+      const round = h.round && report.hanging.some((x) => (x.round ?? 1) > 1) ? `, round ${h.round}` : '';
+      hanging.push({ label: `origin 0 ${run.hanging ? 'hangs' : 'answers'} (${engineName(run.engine)}${round})`, value: run.perSecond, text: `${fmt(run.perSecond)}/s${ratio}` });
     }
   }
   if (hanging.length > 0) {
