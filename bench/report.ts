@@ -284,7 +284,7 @@ function sections(report: Report): Section[] {
   const limit = limitRate(report.throughput);
   const vsLimit = (v: number) => (limit && v !== limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
   const out: Section[] = [];
-  // Each throughput run against the limit around it (see ratios); the fan-out against the mean of all limit runs.
+  // Each throughput run and the fan-out against the limit around it (see ratios, fanoutRatios).
   const vsAround = (r: ThroughputResult) => {
     const around = r.scenario.startsWith('limit') ? null : limitAround(report.throughput, r.round ?? 1);
     return around ? `  (${(r.perSecond / around).toFixed(2)} x limit)` : '';

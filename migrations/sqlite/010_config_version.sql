@@ -3,7 +3,8 @@
 -- tables, made by any process sharing the file and by any statement, counts up
 -- config_version in the same transaction; a claim that reads another version than the one
 -- its cache was filled at reads those rows again. Events are not here: a stored event never
--- changes.
+-- changes. A later migration that rebuilds one of these tables (create, copy, drop, rename)
+-- drops its triggers with it and must create them again.
 CREATE TABLE IF NOT EXISTS config_version (
   id      INTEGER PRIMARY KEY CHECK (id = 1),
   version INTEGER NOT NULL

@@ -44,8 +44,9 @@ function notificationObject(event: StoredEvent): Record<string, unknown> {
 
 /**
  * `obj` as JSON, serialised once per event: the deliveries of one claim share their event
- * object (store/postgres/queue.ts claimedFrom, SqliteStore.selectClaimed), and only the rest of the
- * payload differs per subscription. Re-serialising the object per delivery was most of
+ * object (store/postgres/queue.ts claimedFrom, SqliteStore.selectClaimed; on SQLite the claims
+ * after it too, while ClaimCache keeps the event, and the JSON lives as long), and only the
+ * rest of the payload differs per subscription. Re-serialising the object per delivery was most of
  * buildRequest's 5% of Herald's time at 100 subscriptions per event.
  */
 const objectJson = new WeakMap<StoredEvent, string>();

@@ -140,8 +140,9 @@ export class ThreadedSender implements Transport {
  * scavenges (1,374 ms) and 65 mark-compacts (267 ms, and concurrent marking on V8's helper
  * threads, 27% of a core) out of the thread's 4.8 s; with 16 MB, 187 (873 ms) and 43 (234 ms).
  * Resident memory (bench/backlog.ts, 1,000,000 pending, max RSS): 4 MB 247 and 224 MiB
- * (SQLite, PostgreSQL), 32 MB 268 and 252 MiB; V8's default young generation made it 301
- * MiB, and 1 MB drained slower (4,897 against 6,147 deliveries/s).
+ * (SQLite, PostgreSQL), 16 MB 251-255 and 233-247 MiB (three full runs), 32 MB 268 and 252
+ * MiB. Earlier, with 100,000 pending: V8's default young generation made it 301 MiB, and 1 MB
+ * drained slower (4,897 against 6,147 deliveries/s).
  *
  * The old generation is capped at 256 MB. Request bodies are not in it: they reach the thread
  * as bytes outside V8's heap (packBatch), so neither `concurrency` sends of the largest body

@@ -44,10 +44,14 @@ export function newTimedId(prefix: 'evt' | 'dlv', now = Date.now()): string {
 /**
  * The next tick (see newTimedId) at `now` as 11 base-36 digits: `now` × 1000, or the last
  * tick plus one when that is later. `now` is held under the year 2255, where ticks would
- * pass 2^53 and stop being exact integers (a clock that far ahead must not end the order).
+ * pass 2^53 and stop being exact integers (a clock that far ahead must not end the order);
+ * a `now` that is not a number is taken as the clock's (NaN would stop the count for good).
+ * Ids made before ticks had 9 digits of milliseconds, and sort after these: only locality in
+ * the indexes depended on that order (listings and retention order by `created_at` first).
  */
 export function nextTick(now: number): string {
-  lastTick = Math.max(Math.min(Math.max(0, Math.floor(now)), LATEST_MS) * 1000, lastTick + 1);
+  const ms = Number.isFinite(now) ? Math.min(Math.max(0, Math.floor(now)), LATEST_MS) : Date.now();
+  lastTick = Math.max(ms * 1000, lastTick + 1);
   return lastTick.toString(36).padStart(11, '0');
 }
 let lastTick = 0;

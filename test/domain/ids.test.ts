@@ -32,6 +32,10 @@ test('timed ids made in one millisecond, or with a clock that went back, still i
   assert.ok(next.slice(4, 15) > same.at(-1)!.slice(4, 15));
   const back = newTimedId('dlv', at - 60_000);
   assert.ok(back.slice(4, 15) > next.slice(4, 15), 'an earlier clock does not make an earlier id');
+  // A clock that is not a number is taken as the real one, and the count goes on.
+  const afterNaN = [newTimedId('dlv', Number.NaN), newTimedId('dlv', Number.NaN)];
+  for (const id of afterNaN) assert.match(id, /^dlv_[0-9a-z]{11}[A-Za-z0-9_-]{22}$/);
+  assert.ok(back.slice(4, 15) < afterNaN[0]!.slice(4, 15) && afterNaN[0]!.slice(4, 15) < afterNaN[1]!.slice(4, 15));
   // A clock past the year 2255 is held there: ticks stay exact integers and still increase.
   const far = [newTimedId('dlv', 1e17), newTimedId('dlv', 1e17), newTimedId('dlv', 1e18)];
   assert.ok(far[0]!.slice(4, 15) < far[1]!.slice(4, 15) && far[1]!.slice(4, 15) < far[2]!.slice(4, 15));

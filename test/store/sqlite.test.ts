@@ -152,6 +152,16 @@ test('claims keep the rows they read between claims, and see what another proces
     raw.close();
     const second = await claimOne(T0 + 2);
     assert.deepEqual([second.app?.client_secret, second.previousSecrets, second.role?.permissions, second.company?.name], ['s2', ['s1'], { clients: ['create', 'read'] }, 'Acme Renamed']);
+    // Without its version row (deleted by hand) nothing is kept: a change is still seen.
+    const raw2 = new Database(path);
+    raw2.exec('DELETE FROM config_version');
+    raw2.close();
+    await claimOne(T0 + 4);
+    const bare = new Database(path);
+    bare.exec("DROP TRIGGER roles_update_version; UPDATE roles SET permissions = '{\"clients\":[\"read\"]}'");
+    bare.close();
+    const third = await claimOne(T0 + 6);
+    assert.deepEqual(third.role?.permissions, { clients: ['read'] });
   } finally {
     await a.close();
     await b.close();

@@ -28,7 +28,10 @@ export class ClaimCache {
   /** By `company_id \0 name`; null for a role that does not exist. */
   readonly roles = new Bounded<Role | null>(ROWS_KEPT);
 
-  /** The cache as of `version` (config_version, read in the claim's transaction): the configuration rows are dropped if it moved. */
+  /**
+   * The cache as of `version` (config_version, read in the claim's transaction): the
+   * configuration rows are dropped if it moved, and every time when it is NaN (no version).
+   */
   at(version: number): this {
     if (version !== this.version) {
       for (const rows of [this.subscriptions, this.apps, this.grants, this.companies, this.users, this.roles]) rows.clear();

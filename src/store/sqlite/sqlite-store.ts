@@ -70,7 +70,7 @@ const NEXT_ORIGIN = `SELECT origin, next_attempt_at FROM deliveries WHERE status
 /** One origin's oldest due deliveries. */
 const DUE_OF_ORIGIN = `SELECT id, origin FROM deliveries WHERE status = 'pending' AND origin = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER)`;
 
-/** What a claim reads of each delivery: the rows it names are read once per claim (selectClaimed). */
+/** What a claim reads of each delivery: the rows it names come from ClaimCache or are read once (selectClaimed). */
 const CLAIMED_KEYS = 'd.id, d.attempts, d.event_id, d.subscription_id, d.app_id, d.company_id';
 /** The deliveries picked by a claim, re-checked: still pending and due. */
 const CLAIMED = `SELECT ${CLAIMED_KEYS} FROM deliveries d WHERE d.id IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?`;
@@ -624,7 +624,9 @@ export class SqliteStore implements Store {
     return this.readTransaction(() => {
       const keys = this.q(sql).all(...params) as ClaimKey[];
       if (keys.length === 0) return [];
-      const cache = this.claimCache.at(this.q('SELECT version FROM config_version').pluck().get() as number);
+      // No version (the row deleted by hand) keeps nothing: at(NaN) empties the cache every time.
+      const version = this.q('SELECT version FROM config_version').pluck().get();
+      const cache = this.claimCache.at(typeof version === 'number' ? version : Number.NaN);
       const events = this.rowsById(cache.events, 'events', COLUMNS.events, keys.map((k) => k.event_id), toEvent, (r) => String(r.body).length);
       const subs = this.rowsById(cache.subscriptions, 'subscriptions', COLUMNS.subscriptions, keys.map((k) => k.subscription_id), toSubscription);
       const apps = this.rowsById(cache.apps, 'apps', COLUMNS.apps, keys.map((k) => k.app_id), toApp);
