@@ -3,6 +3,7 @@ import type { HangingRun } from './hanging.js';
 import type { FanoutResult, HeraldResult, IdleResult } from './herald.js';
 import { LATENCY_TARGET_MS, type LatencyFloorResult, type LatencyResult } from './latency.js';
 import type { ThroughputResult } from './limit.js';
+import { round } from './util.js';
 
 /** The issue's targets for the backlog and the hanging receiver. */
 export const BACKLOG_RSS_TARGET_MIB = 300e6 / 2 ** 20; // 300 MB = 286.1 MiB
@@ -76,17 +77,10 @@ export function throughputTable(results: (ThroughputResult | HeraldResult)[]): s
 }
 
 /**
- * The limit's rate over the whole run: the mean of all its runs (before the throughput
- * scenarios and after each round, run.ts), the reference of scenarios outside the rounds
- * (the fan-out); null without one. One session here measured the limit at 5,318 and then
- * 7,126/s, minutes apart.
+ * The limit around round `round`: the mean of its runs before and after that round (run.ts),
+ * null without one. The machine's speed drifts within minutes (one session here measured the
+ * limit at 5,318 and then 7,126/s), so each run is compared with the limit measured beside it.
  */
-export function limitRate(results: (ThroughputResult | HeraldResult)[]): number | null {
-  const runs = results.filter((r) => r.scenario.startsWith('limit'));
-  return runs.length === 0 ? null : Math.round(runs.reduce((sum, r) => sum + r.perSecond, 0) / runs.length);
-}
-
-/** The limit around round `round`: the mean of its runs before and after that round (run.ts), null without one. */
 export function limitAround(results: (ThroughputResult | HeraldResult)[], round: number): number | null {
   const runs = results.filter((r) => r.scenario.startsWith('limit') && ((r.round ?? 0) === round - 1 || (r.round ?? 0) === round)).map((r) => r.perSecond);
   return runs.length === 0 ? null : runs.reduce((a, b) => a + b, 0) / runs.length;
@@ -100,25 +94,33 @@ export function limitAround(results: (ThroughputResult | HeraldResult)[], round:
  * Herald's median rate against BullMQ's one run.
  */
 export function ratios(results: (ThroughputResult | HeraldResult)[]): { name: string; value: number; rounds?: number[] }[] {
-  const around = (round: number) => limitAround(results, round);
-  const r2 = (x: number) => Math.round(x * 100) / 100;
   const bullmq = results.find((r) => r.scenario.startsWith('BullMQ'));
   const out: { name: string; value: number; rounds?: number[] }[] = [];
   for (const engine of ['sqlite', 'postgres'] as const) {
     const runs = results.filter(isHerald).filter((h) => h.engine === engine);
     if (runs.length === 0) continue;
     const name = engine === 'sqlite' ? 'Herald-SQLite' : 'Herald-PG';
-    const vsLimit = runs.flatMap((h) => {
-      const limit = around(h.round ?? 1);
-      return limit ? [h.perSecond / limit] : [];
-    });
+    const vsLimit = againstLimit(results, runs);
     if (vsLimit.length > 0) out.push({ name: `${name} / limit`, value: r2(median(vsLimit)), rounds: vsLimit.map(r2) });
     if (bullmq) out.push({ name: `${name} / BullMQ`, value: r2(median(runs.map((h) => h.perSecond)) / bullmq.perSecond) });
   }
-  const limitForBullmq = bullmq ? around(bullmq.round ?? 1) : null;
+  const limitForBullmq = bullmq ? limitAround(results, bullmq.round ?? 1) : null;
   if (bullmq && limitForBullmq) out.push({ name: 'BullMQ / limit', value: r2(bullmq.perSecond / limitForBullmq) });
   return out;
 }
+
+/** Each of `runs` against the limit around its round (limitAround); runs without one are left out. */
+function againstLimit(results: (ThroughputResult | HeraldResult)[], runs: ThroughputResult[]): number[] {
+  return runs.flatMap((h) => {
+    const limit = limitAround(results, h.round ?? 1);
+    return limit ? [h.perSecond / limit] : [];
+  });
+}
+
+const r2 = (x: number) => round(x, 2);
+
+/** ", round n" after a name, when there are several rounds. */
+const roundSuffix = (n: number | undefined, several: boolean) => (n && several ? `, round ${n}` : '');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -148,17 +150,13 @@ export function fanoutTable(results: FanoutResult[]): string {
  */
 export function fanoutRatios(fanout: FanoutResult[], throughput: (ThroughputResult | HeraldResult)[]): { name: string; value: number; rounds?: number[]; raw?: number }[] {
   const out: { name: string; value: number; rounds?: number[]; raw?: number }[] = [];
-  const r2 = (x: number) => Math.round(x * 100) / 100;
   for (const f of fanout) {
     const e2e = throughput.filter(isHerald).filter((h) => h.engine === f.engine);
     if (e2e.length === 0) continue;
     const name = `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} / end to end`;
     const raw = median(e2e.map((h) => h.perSecond));
     const fanLimit = limitAround(throughput, f.round ?? 0);
-    const e2eVsLimit = e2e.flatMap((h) => {
-      const limit = limitAround(throughput, h.round ?? 1);
-      return limit ? [h.perSecond / limit] : [];
-    });
+    const e2eVsLimit = againstLimit(throughput, e2e);
     if (fanLimit && e2eVsLimit.length === e2e.length) {
       const base = median(e2eVsLimit);
       out.push({ name, value: r2(f.perSecond / fanLimit / base), rounds: f.runs.map((r) => r2(r.perSecond / fanLimit / base)), raw: r2(f.perSecond / raw) });
@@ -174,7 +172,7 @@ export function hangingRatios(hanging: HangingResult[]): { name: string; value: 
   const out: { name: string; value: number; rounds?: number[] }[] = [];
   for (const engine of ['sqlite', 'postgres'] as const) {
     const values = hanging.filter((h) => h.engine === engine && h.ratio !== null).map((h) => h.ratio!);
-    if (values.length > 0) out.push({ name: `hanging ${engine === 'sqlite' ? 'SQLite' : 'PG'}: healthy origins with origin 0 hanging / without`, value: Math.round(median(values) * 100) / 100, rounds: values });
+    if (values.length > 0) out.push({ name: `hanging ${engine === 'sqlite' ? 'SQLite' : 'PG'}: healthy origins with origin 0 hanging / without`, value: r2(median(values)), rounds: values });
   }
   return out;
 }
@@ -249,7 +247,7 @@ export function hangingTable(results: HangingResult[]): string {
     for (const run of [r.allAnswer, r.oneHangs]) {
       if (!run) continue;
       rows.push([
-        `Herald on ${engineName(run.engine)}${r.round && results.some((x) => (x.round ?? 1) > 1) ? `, round ${r.round}` : ''}`,
+        `Herald on ${engineName(run.engine)}${roundSuffix(r.round, results.some((x) => (x.round ?? 1) > 1))}`,
         run.hanging ? 'hangs' : 'answers',
         fmt(run.healthyDeliveries),
         run.seconds.toFixed(2),
@@ -281,19 +279,15 @@ interface Section {
 
 /** The chart's sections: what the report has, each bar scaled within its section. */
 function sections(report: Report): Section[] {
-  const limit = limitRate(report.throughput);
-  const vsLimit = (v: number) => (limit && v !== limit ? `  (${(v / limit).toFixed(2)} x limit)` : '');
   const out: Section[] = [];
   // Each throughput run and the fan-out against the limit around it (see ratios, fanoutRatios).
-  const vsAround = (r: ThroughputResult) => {
-    const around = r.scenario.startsWith('limit') ? null : limitAround(report.throughput, r.round ?? 1);
-    return around ? `  (${(r.perSecond / around).toFixed(2)} x limit)` : '';
+  const vsLimit = (perSecond: number, round: number | undefined) => {
+    const around = round === undefined ? null : limitAround(report.throughput, round);
+    return around ? `  (${(perSecond / around).toFixed(2)} x limit)` : '';
   };
-  const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${vsAround(r)}` }));
+  const throughput: Bar[] = report.throughput.map((r) => ({ label: r.scenario, value: r.perSecond, text: `${fmt(r.perSecond)}/s${r.scenario.startsWith('limit') ? '' : vsLimit(r.perSecond, r.round ?? 1)}` }));
   for (const f of report.fanout) {
-    const around = f.round === undefined ? null : limitAround(report.throughput, f.round);
-    const vs = around ? `  (${(f.perSecond / around).toFixed(2)} x limit)` : vsLimit(f.perSecond);
-    throughput.push({ label: `fan-out, ${fmt(f.subscriptions)} subs (${engineName(f.engine)})`, value: f.perSecond, text: `${fmt(f.perSecond)}/s${vs}, publish ${f.publishMs} ms` });
+    throughput.push({ label: `fan-out, ${fmt(f.subscriptions)} subs (${engineName(f.engine)})`, value: f.perSecond, text: `${fmt(f.perSecond)}/s${vsLimit(f.perSecond, f.round)}, publish ${f.publishMs} ms` });
   }
   if (throughput.length > 0) out.push({ title: 'Deliveries per second (higher is better)', bars: throughput });
   if (report.latency.length > 0) {
@@ -329,7 +323,7 @@ function sections(report: Report): Section[] {
     for (const run of [h.allAnswer, h.oneHangs]) {
       if (!run) continue;
       const ratio = run === h.oneHangs && h.ratio !== null ? `  (${h.ratio.toFixed(2)} x without it)` : '';
-      const round = h.round && report.hanging.some((x) => (x.round ?? 1) > 1) ? `, round ${h.round}` : '';
+      const round = roundSuffix(h.round, report.hanging.some((x) => (x.round ?? 1) > 1));
       hanging.push({ label: `origin 0 ${run.hanging ? 'hangs' : 'answers'} (${engineName(run.engine)}${round})`, value: run.perSecond, text: `${fmt(run.perSecond)}/s${ratio}` });
     }
   }

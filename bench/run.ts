@@ -32,9 +32,11 @@ import {
   throughputTable,
   type Report,
 } from './report.js';
-import { withTimeout } from './util.js';
+import { round, withTimeout } from './util.js';
 
 const RESULTS = 'bench/results';
+/** ", round r" after a scenario's name, when it runs in more than one round. */
+const roundTag = (r: number, rounds: number) => (rounds > 1 ? `, round ${r}` : '');
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const fmt = (n: number) => n.toLocaleString('en-US');
 
@@ -110,7 +112,7 @@ async function main(): Promise<number> {
     // the limit again; each run is compared with the limit runs around it (report.ts, ratios).
     const inRound = <T extends ThroughputResult | HeraldResult>(round: number, r: T | null) => r && Object.assign(r, { round });
     const rounds = has('sqlite') || has('postgres') ? cfg.rounds : 1;
-    const tag = (r: number) => (rounds > 1 ? `, round ${r}` : '');
+    const tag = (r: number) => roundTag(r, rounds);
     if (has('limit')) push(inRound(0, await attempt('limit: plain undici loop', () => runLimit(cfg, receiver))));
     if (has('bullmq')) push(inRound(1, await attempt('BullMQ + Redis', () => loadBullmq().then((m) => m.runBullmq(cfg, receiver)))));
     for (let r = 1; r <= rounds; r++) {
@@ -127,13 +129,13 @@ async function main(): Promise<number> {
     if (has('fanout') && cfg.fanout > 0) {
       // The fan-out is compared with the end-to-end rate measured minutes before: both are
       // taken against the limit around them (fanoutRatios), so the limit runs once more after it.
-      const round = rounds + 1;
+      const fanoutRound = rounds + 1;
       for (const engine of cfg.fanoutEngines) {
         const f = await attempt(`fan-out: 1 event to ${cfg.fanout} subscriptions on ${engine}`, () => runFanout(engine, cfg, receiver));
-        if (f) report.fanout.push(Object.assign(f, { round }));
+        if (f) report.fanout.push(Object.assign(f, { round: fanoutRound }));
       }
       if (has('limit') && report.fanout.length > 0) {
-        push(inRound(round, await attempt('limit, after the fan-out', () => runLimit(cfg, receiver, 'limit, after the fan-out: undici loop'))));
+        push(inRound(fanoutRound, await attempt('limit, after the fan-out', () => runLimit(cfg, receiver, 'limit, after the fan-out: undici loop'))));
       }
     }
     if (has('latency')) {
@@ -152,7 +154,7 @@ async function main(): Promise<number> {
     for (const engine of cfg.backlog.engines) {
       const small = await attempt(`backlog: ${cfg.backlog.small} deliveries pending, receiver down, then back, on ${engine}`, () => runBacklog(engine, cfg, cfg.backlog.small));
       const big = await attempt(`backlog: ${cfg.backlog.size} deliveries pending, receiver down, then back, on ${engine}`, () => runBacklog(engine, cfg, cfg.backlog.size));
-      report.backlog.push({ engine, small, big, ratio: small && big ? Math.round((big.perSecond / small.perSecond) * 100) / 100 : null });
+      report.backlog.push({ engine, small, big, ratio: small && big ? round(big.perSecond / small.perSecond, 2) : null });
     }
   }
   if (has('hanging')) {
@@ -161,10 +163,10 @@ async function main(): Promise<number> {
     // the median pair's ratio is the result (one pair measured 0.79 in a full run, then
     // 0.94, 1.04 and 1.10 in three runs of this scenario alone, minutes later).
     for (const engine of cfg.hanging.engines) {
-      for (let round = 1; round <= cfg.rounds; round++) {
-        const allAnswer = await attempt(`hanging: ${origins} receiver origins, all answer, on ${engine}${cfg.rounds > 1 ? `, round ${round}` : ''}`, () => runHangingOnce(engine, cfg, false));
-        const oneHangs = await attempt(`hanging: ${origins} receiver origins, origin 0 hangs (timeout ${timeoutMs / 1000} s), on ${engine}${cfg.rounds > 1 ? `, round ${round}` : ''}`, () => runHangingOnce(engine, cfg, true));
-        report.hanging.push({ engine, round, allAnswer, oneHangs, ratio: allAnswer && oneHangs ? Math.round((oneHangs.perSecond / allAnswer.perSecond) * 100) / 100 : null });
+      for (let r = 1; r <= cfg.rounds; r++) {
+        const allAnswer = await attempt(`hanging: ${origins} receiver origins, all answer, on ${engine}${roundTag(r, cfg.rounds)}`, () => runHangingOnce(engine, cfg, false));
+        const oneHangs = await attempt(`hanging: ${origins} receiver origins, origin 0 hangs (timeout ${timeoutMs / 1000} s), on ${engine}${roundTag(r, cfg.rounds)}`, () => runHangingOnce(engine, cfg, true));
+        report.hanging.push({ engine, round: r, allAnswer, oneHangs, ratio: allAnswer && oneHangs ? round(oneHangs.perSecond / allAnswer.perSecond, 2) : null });
       }
     }
   }

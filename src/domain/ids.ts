@@ -79,4 +79,3 @@ export function newLease(): string {
 export function newSecret(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
 }
-

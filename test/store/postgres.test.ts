@@ -250,13 +250,30 @@ describe('PostgreSQL engine specifics', () => {
   });
 });
 
+/** A migrated store on a fresh database, a plain client connected to it, and `dispose` for all three. */
+async function migratedDatabase() {
+  const db = await freshPostgresUrl();
+  const store = new PostgresStore(db.url);
+  const client = new pg.Client({ connectionString: db.url });
+  const dispose = async () => {
+    await client.end();
+    await store.close();
+    await db.drop();
+  };
+  try {
+    await store.migrate();
+    await client.connect();
+  } catch (err) {
+    await dispose().catch(() => undefined);
+    throw err;
+  }
+  return { store, client, dispose };
+}
+
 describe('PostgreSQL migration 009: the queue apart from the history', () => {
   test('pending deliveries of an older database move to the queue, a lease held while migrating included', async () => {
-    const db = await freshPostgresUrl();
-    const store = new PostgresStore(db.url);
-    const client = new pg.Client({ connectionString: db.url });
+    const { store, client, dispose } = await migratedDatabase();
     try {
-      await store.migrate();
       const { event } = await seed(store, ['client.create']);
       for (let i = 0; i < 3; i++) await store.publishEvent(event(), 100 + i);
       const [held] = await store.claimDueDeliveries(1, 200, 60_000);
@@ -265,7 +282,6 @@ describe('PostgreSQL migration 009: the queue apart from the history', () => {
       await store.recordOutcomes([{ kind: 'succeeded', id: done!.id, lease: done!.lease, attempt: attempt(done!.id, 210) }]);
 
       // Back to the schema and rows of migration 008: the queue's state on `deliveries`.
-      await client.connect();
       await client.query(`BEGIN;
         UPDATE deliveries d SET next_attempt_at = q.next_attempt_at, lease_token = q.lease_token FROM delivery_queue q WHERE q.id = d.id;
         DROP TABLE delivery_queue;
@@ -292,21 +308,15 @@ describe('PostgreSQL migration 009: the queue apart from the history', () => {
       assert.equal((await client.query('SELECT count(*)::int AS n FROM delivery_queue')).rows[0].n, 0);
       assert.equal(await store.nextDueAt(), null);
     } finally {
-      await client.end();
-      await store.close();
-      await db.drop();
+      await dispose();
     }
   });
 });
 
 describe('PostgreSQL migration 011: each attempt logged once', () => {
   test('duplicate attempts already logged are removed (the first kept), and the same attempt is not logged again', async () => {
-    const db = await freshPostgresUrl();
-    const store = new PostgresStore(db.url);
-    const client = new pg.Client({ connectionString: db.url });
+    const { store, client, dispose } = await migratedDatabase();
     try {
-      await store.migrate();
-      await client.connect();
       // Back to the schema of migration 010, with an attempt logged twice and two attempts
       // numbered 1 that started at different times (two holders): all three as before.
       await client.query(`BEGIN;
@@ -320,9 +330,7 @@ describe('PostgreSQL migration 011: each attempt logged once', () => {
       const indexes = await client.query("SELECT indexname FROM pg_indexes WHERE tablename = 'delivery_attempts' ORDER BY indexname");
       assert.deepEqual(indexes.rows.map((r) => r.indexname), ['delivery_attempts_once']);
     } finally {
-      await client.end();
-      await store.close();
-      await db.drop();
+      await dispose();
     }
   });
 });

@@ -41,12 +41,23 @@ function seedDue(store: SqliteStore, ids: string[]): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('one store at a time delivers from a SQLite file; its leases stay in memory; the next takes over when it closes', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-lock-'));
+/** Two stores on one fresh file (two processes sharing it), migrated by `a`; `dispose` closes both and removes the file. */
+async function twoStores(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const path = join(dir, 'h.db');
   const a = new SqliteStore(path);
   await a.migrate();
   const b = new SqliteStore(path);
+  const dispose = async () => {
+    await a.close().catch(() => undefined); // a test may have closed it already
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { path, a, b, dispose };
+}
+
+test('one store at a time delivers from a SQLite file; its leases stay in memory; the next takes over when it closes', async () => {
+  const { a, b, dispose } = await twoStores('herald-lock-');
   try {
     seedDue(a, ['dlv_1', 'dlv_2', 'dlv_3']);
     const row = (id: string) => b.db.prepare('SELECT status, attempts, lease_token, next_attempt_at FROM deliveries WHERE id = ?').get(id);
@@ -76,9 +87,7 @@ test('one store at a time delivers from a SQLite file; its leases stay in memory
     await b.recordOutcomes([{ kind: 'dropped', id: 'dlv_1', lease: d1.lease, reason: 'test', at: 1800 }]);
     assert.equal((row('dlv_1') as { status: string }).status, 'dropped', 'the new holder records');
   } finally {
-    await a.close().catch(() => undefined);
-    await b.close();
-    rmSync(dir, { recursive: true, force: true });
+    await dispose();
   }
 });
 
@@ -118,11 +127,7 @@ test('a holder that dies (SIGKILL) frees the SQLite file for another process at 
 });
 
 test('claims keep the rows they read between claims, and see what another process changed since (migration 010)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-cache-'));
-  const path = join(dir, 'h.db');
-  const a = new SqliteStore(path);
-  await a.migrate();
-  const b = new SqliteStore(path);
+  const { path, a, b, dispose } = await twoStores('herald-cache-');
   const T0 = 1_700_000_000_000;
   try {
     const companyId = newId('co');
@@ -163,9 +168,7 @@ test('claims keep the rows they read between claims, and see what another proces
     const third = await claimOne(T0 + 6);
     assert.deepEqual(third.role?.permissions, { clients: ['read'] });
   } finally {
-    await a.close();
-    await b.close();
-    rmSync(dir, { recursive: true, force: true });
+    await dispose();
   }
 });
 
