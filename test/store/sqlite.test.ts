@@ -126,22 +126,54 @@ test('a holder that dies (SIGKILL) frees the SQLite file for another process at 
   }
 });
 
+const T0 = 1_700_000_000_000;
+
+/** A company, its admin role and user, an app (client secret `s1`) with a grant, and one subscription to client.create. */
+async function seedAudience(store: SqliteStore) {
+  const companyId = newId('co');
+  await store.createCompany({ id: companyId, name: 'Acme', sub_domain: 'acme', created_at: T0 });
+  await store.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
+  const userId = newId('usr');
+  await store.createUser({ id: userId, company_id: companyId, email: 'a@acme.test', name: 'A', role: 'admin', created_at: T0, updated_at: T0 }, null);
+  const appId = newId('app');
+  await store.createApp({ id: appId, name: 'App', url: 'https://app.example.com/', redirect_uris: [], signature: 'signed_request', client_id: newId('app'), client_secret: 's1', signing_secret: 'whsec_x', public_client: false, created_at: T0 });
+  const grantId = newId('grt');
+  await store.createGrant({ id: grantId, app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null }, { hash: 'h1', grant_id: grantId, expires_at: T0 + 3600_000, created_at: T0 });
+  await store.createSubscription({ id: newId('sub'), grant_id: grantId, app_id: appId, user_id: userId, company_id: companyId, channels: ['client.create'], callback_url: 'https://app.example.com/h', resource: null, headers: {}, content_type: 'form', created_at: T0, updated_at: T0 });
+  const event = () => ({ id: newId('evt'), company_id: companyId, channel: 'client.create', object: { id: 'o1' }, links: [], resources: {}, user_id: null, idempotency_key: null });
+  return { companyId, appId, event };
+}
+
+test('a publish\'s deliveries are claimed only once the WAL sync that answers it has finished', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-sync-'));
+  const store = new SqliteStore(join(dir, 'h.db'));
+  try {
+    await store.migrate();
+    const { event } = await seedAudience(store);
+    const first = await store.publishEvent(event(), T0);
+    const second = store.publishEvent(event(), T0 + 10);
+    // The group commit runs on the setImmediate that publishEvent scheduled, before this one;
+    // the answer of its fdatasync comes in a later phase of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    const pending = store.db.prepare("SELECT event_id FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at").pluck().all();
+    assert.equal(pending.length, 2, 'the second publish is committed');
+    const during = await store.claimDueDeliveries(10, T0 + 20, 10_000);
+    assert.deepEqual(during.map((d) => d.event.id), [first.id], 'while its sync runs, only the deliveries already on disk are claimed');
+    const { id } = await second;
+    const after = await store.claimDueDeliveries(10, T0 + 20, 10_000);
+    assert.deepEqual(after.map((d) => d.event.id), [id], 'once the publish is answered, its deliveries are claimed');
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('claims keep the rows they read between claims, and see what another process changed since (migration 010)', async () => {
   const { path, a, b, dispose } = await twoStores('herald-cache-');
-  const T0 = 1_700_000_000_000;
   try {
-    const companyId = newId('co');
-    await a.createCompany({ id: companyId, name: 'Acme', sub_domain: 'acme', created_at: T0 });
-    await a.putRole({ company_id: companyId, name: 'admin', permissions: { clients: ['create'] } });
-    const userId = newId('usr');
-    await a.createUser({ id: userId, company_id: companyId, email: 'a@acme.test', name: 'A', role: 'admin', created_at: T0, updated_at: T0 }, null);
-    const appId = newId('app');
-    await a.createApp({ id: appId, name: 'App', url: 'https://app.example.com/', redirect_uris: [], signature: 'signed_request', client_id: newId('app'), client_secret: 's1', signing_secret: 'whsec_x', public_client: false, created_at: T0 });
-    const grantId = newId('grt');
-    await a.createGrant({ id: grantId, app_id: appId, user_id: userId, company_id: companyId, scope: 'api/subs clients', created_at: T0, revoked_at: null }, { hash: 'h1', grant_id: grantId, expires_at: T0 + 3600_000, created_at: T0 });
-    await a.createSubscription({ id: newId('sub'), grant_id: grantId, app_id: appId, user_id: userId, company_id: companyId, channels: ['client.create'], callback_url: 'https://app.example.com/h', resource: null, headers: {}, content_type: 'form', created_at: T0, updated_at: T0 });
+    const { companyId, appId, event } = await seedAudience(a);
     const claimOne = async (now: number) => {
-      const { id } = await a.publishEvent({ id: newId('evt'), company_id: companyId, channel: 'client.create', object: { id: 'o1' }, links: [], resources: {}, user_id: null, idempotency_key: null }, now);
+      const { id } = await a.publishEvent(event(), now);
       const [d] = await a.claimDueDeliveries(10, now + 1, 10_000);
       assert.equal(d?.event.id, id);
       await a.recordOutcomes([{ kind: 'dropped', id: d!.id, lease: d!.lease, reason: 'test', at: now + 1 }]);
