@@ -131,7 +131,7 @@ export class HeraldApi {
  * running in 18 of 60, a backend's worth of CPU taken from Herald's.)
  */
 export interface DeliveryCounter {
-  /** Whether any delivery is pending, or a fan-out still has deliveries to queue: two index probes. */
+  /** Whether any delivery is pending, or a fan-out still has deliveries to queue: an index probe and a look at `fanouts`. */
   anyPending(): Promise<boolean>;
   /** How many are: reads them all, so not for tight polling. */
   pending(): Promise<number>;

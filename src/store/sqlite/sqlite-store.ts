@@ -127,8 +127,7 @@ export class SqliteStore implements Store {
    * The publish commits whose WAL sync is under way, in commit order: `due` is the earliest
    * `now` among their publishes, which is when their deliveries fall due (claimableBy).
    */
-  private readonly unsynced: { seq: number; due: number }[] = [];
-  private commits = 0;
+  private readonly unsynced: { due: number }[] = [];
   /** The deliveries claimed and not yet recorded, by id (claimDueDeliveries). */
   private readonly held = new Map<string, HeldLease>();
   /** How many of `held` go to each origin. */
@@ -484,17 +483,19 @@ export class SqliteStore implements Store {
       batch.forEach((p, i) => settle(p, results[i]!));
       return;
     }
-    const seq = ++this.commits;
-    this.unsynced.push({ seq, due: Math.min(...batch.map((p) => p.now)) });
+    const commit = { due: Math.min(...batch.map((p) => p.now)) };
+    this.unsynced.push(commit);
+    // Gone already when a later commit's sync (which covers this one) finished first.
+    const at = () => this.unsynced.indexOf(commit);
     this.walSync.sync().then(() => {
       // An fdatasync started after this commit also covers the commits before it.
-      while (this.unsynced.length > 0 && this.unsynced[0]!.seq <= seq) this.unsynced.shift();
+      this.unsynced.splice(0, at() + 1);
       batch.forEach((p, i) => settle(p, results[i]!));
     }, (error: unknown) => {
       // Stored, but not known to be on disk: answered as a failure, so the host publishes
       // again (its idempotency key, if it sent one, finds the stored event). Its deliveries
       // are claimable again: nothing would ever make them more durable than they are.
-      this.unsynced.splice(this.unsynced.findIndex((u) => u.seq === seq), 1);
+      if (at() >= 0) this.unsynced.splice(at(), 1);
       for (const p of batch) p.reject(error);
     });
   }
