@@ -60,7 +60,7 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       await store.createSubscription(sub);
       return sub;
     }
-    const event = (channel: string, extra: { resources?: Record<string, string>; key?: string; objectId?: string } = {}) => ({
+    const event = (channel: string, extra: { resources?: Record<string, string>; key?: string; objectId?: string | number } = {}) => ({
       id: newId('evt'), company_id: companyId, channel, object: { id: extra.objectId ?? 'o1' }, links: [],
       resources: extra.resources ?? {}, user_id: null, idempotency_key: extra.key ?? null,
     });
@@ -225,10 +225,21 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
         resource, headers: {}, content_type: 'form', created_at: created, updated_at: created,
       });
       const rest = Math.floor(FAN_OUT_CHUNK * 0.7) + 3; // a last chunk that does not fill
-      const audience = Array.from({ length: 2 * FAN_OUT_CHUNK + rest }, () => sub(at - 1));
-      const elsewhere = Array.from({ length: 50 }, () => sub(at - 1, { type: 'project', id: 'proj9' }));
+      // Last in id order, so in the chunk expandFanOut queues last: subscriptions to the event's
+      // project and to its object, whose numeric id matches as String() writes it (1e+21), not
+      // as PostgreSQL's jsonb would (1000000000000000000000).
+      const last = (s: Subscription): Subscription => ({ ...s, id: `sub_zz${s.id.slice(4)}` });
+      const audience = [
+        ...Array.from({ length: 2 * FAN_OUT_CHUNK + rest - 6 }, () => sub(at - 1)),
+        ...Array.from({ length: 3 }, () => last(sub(at - 1, { type: 'project', id: 'proj1' }))),
+        ...Array.from({ length: 3 }, () => last(sub(at - 1, { type: 'lead', id: '1e+21' }))),
+      ];
+      const elsewhere = [
+        ...Array.from({ length: 50 }, () => sub(at - 1, { type: 'project', id: 'proj9' })),
+        sub(at - 1, { type: 'lead', id: '1000000000000000000000' }),
+      ];
       for (const s of [...audience, ...elsewhere]) await store.createSubscription(s);
-      const e = event('lead.create', { resources: { project: 'proj1' } });
+      const e = event('lead.create', { resources: { project: 'proj1' }, objectId: 1e21 });
       const r = await store.publishEvent(e, at);
       assert.equal(r.deliveries, FAN_OUT_CHUNK);
       // Created after the event: not its audience, wherever their ids fall.

@@ -227,6 +227,45 @@ describe('PostgreSQL engine specifics', () => {
     while (await store.expandFanOut(7)); // leaves nothing to queue for the tests after
   });
 
+  test('two processes expanding fan-outs at once queue each subscription of each event once', async () => {
+    const { event, owner } = await seed(store, ['client.split']);
+    const audience = 6 * FAN_OUT_CHUNK + 17; // with seed's own subscription
+    for (let i = 1; i < audience; i++) {
+      await store.createSubscription({
+        id: newId('sub'), grant_id: owner.grt, app_id: owner.app, user_id: owner.usr, company_id: owner.co, channels: ['client.split'],
+        callback_url: 'https://a.example/h', resource: null, headers: {}, content_type: 'form', created_at: 1, updated_at: 1,
+      });
+    }
+    const events = [event(), event(), event()];
+    for (const e of events) assert.equal((await store.publishEvent(e, 40)).deliveries, FAN_OUT_CHUNK);
+    const other = new PostgresStore(db.url);
+    try {
+      const chunks = [0, 0];
+      const expandAll = async (s: Store, who: number) => {
+        while (await s.expandFanOut(41)) chunks[who]!++;
+      };
+      await Promise.all([expandAll(store, 0), expandAll(other, 1), expandAll(store, 0), expandAll(other, 1)]);
+      // Each event: 6 full chunks after the publish's and one of 17 (the last full one left a row that queued nothing).
+      assert.equal(chunks[0]! + chunks[1]!, events.length * 6, `chunks by process: ${chunks.join(', ')}`);
+      const check = new pg.Client({ connectionString: db.url });
+      await check.connect();
+      try {
+        const { rows } = await check.query(
+          'SELECT event_id, count(*)::int AS n, count(DISTINCT subscription_id)::int AS subs FROM deliveries WHERE event_id = ANY($1) GROUP BY event_id',
+          [events.map((e) => e.id)],
+        );
+        assert.deepEqual(rows.map((r) => [r.n, r.subs]), events.map(() => [audience, audience]));
+        assert.equal((await check.query('SELECT count(*)::int AS n FROM fanouts')).rows[0].n, 0);
+      } finally {
+        await check.end();
+      }
+    } finally {
+      await other.close();
+    }
+    const claimed = await store.claimDueDeliveries(5000, 41, 1000);
+    await store.recordOutcomes(claimed.map((c) => ({ kind: 'dropped' as const, id: c.id, lease: c.lease, reason: 'test', at: 41 })));
+  });
+
   test('prune skips rows another transaction holds instead of waiting for them', async () => {
     const { event } = await seed(store, ['client.delete']);
     const { id: eventId } = await store.publishEvent(event(), 30);
