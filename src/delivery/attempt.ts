@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
 import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
-import { buildRequest } from './request.js';
+import { toNotification } from './request.js';
 import { noAnswer, type SendResult, type Transport } from './transport.js';
 
 export interface AttemptDeps {
@@ -25,7 +25,7 @@ export async function attemptDelivery(
   const startedAt = Date.now();
   let result: SendResult;
   try {
-    const req = buildRequest(d.app!, {
+    const notification = toNotification(d.app!, {
       deliveryId: d.id,
       event: d.event,
       subscription: sub,
@@ -34,7 +34,7 @@ export async function attemptDelivery(
       tokenExpiresAt: token.expiresAt,
       now: startedAt,
     }, d.previousSecrets);
-    result = await deps.sender.send(sub.callback_url, req.headers, req.body);
+    result = await deps.sender.deliver(sub.callback_url, notification);
   } catch (err) {
     deps.log.error({ err, delivery: d.id }, 'building or sending a delivery failed');
     result = noAnswer('internal error preparing the request', Date.now() - startedAt);

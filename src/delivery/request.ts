@@ -1,5 +1,5 @@
 import { parseChannel } from '../domain/catalog.js';
-import { hmacHex, signBody, SIGNED_REQUEST_ALGORITHM, signJson } from '../domain/signature.js';
+import { hmacHex, signBody, SIGNED_REQUEST_ALGORITHM } from '../domain/signature.js';
 import { signStandardWebhook } from '../domain/standard-webhooks.js';
 import type { App, Company, StoredEvent, Subscription } from '../store/types.js';
 
@@ -17,6 +17,12 @@ export interface NotificationFacts {
 export interface OutgoingRequest {
   headers: Record<string, string>;
   body: string;
+}
+
+/** A request as the send thread builds it: the body as UTF-8 bytes. */
+export interface OutgoingBytes {
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 /** ISO 8601 to the second, `2026-11-22T10:00:00Z`, as the contract shows. */
@@ -43,56 +49,159 @@ function notificationObject(event: StoredEvent): Record<string, unknown> {
 }
 
 /**
- * `obj` as JSON, serialised once per event: the deliveries of one claim share their event
- * object (store/postgres/queue.ts claimedFrom, SqliteStore.selectClaimed; on SQLite the claims
- * after it too, while ClaimCache keeps the event, and the JSON lives as long), and only the
- * rest of the payload differs per subscription. Re-serialising the object per delivery was most of
- * buildRequest's 5% of Herald's time at 100 subscriptions per event.
+ * A notification as the send thread builds it (buildNotification): plain data, cloned to the
+ * thread with each turn's batch. Its parts come from one object per event, subscription,
+ * company and app (toNotification keeps them), and a structured clone writes an object it
+ * meets again in the same message as a reference: the event's JSON crosses once per batch,
+ * not once per delivery.
  */
-const objectJson = new WeakMap<StoredEvent, string>();
+export interface Notification {
+  deliveryId: string;
+  event: EventPart;
+  subscription: SubscriptionPart;
+  company: CompanyPart;
+  signer: Signer;
+  accessToken: string;
+  tokenExpiresAt: number;
+  now: number;
+}
 
-function notificationObjectJson(event: StoredEvent): string {
-  let json = objectJson.get(event);
-  if (json === undefined) {
-    json = JSON.stringify(notificationObject(event));
-    objectJson.set(event, json);
+interface EventPart {
+  id: string;
+  channel: string;
+  actorId: string | null;
+  /**
+   * `obj` as JSON in UTF-8, serialised once per event, in an ArrayBuffer of its own. As bytes
+   * it lands in the send thread outside V8's heap, whose old generation is capped
+   * (THREAD_HEAP): as a string, a turn's 256 deliveries of 256 different 1 MiB events took
+   * 256 MiB of it and ended the thread (test/integration/delivery.test.ts).
+   */
+  obj: Uint8Array;
+}
+
+interface SubscriptionPart {
+  id: string;
+  userId: string;
+  headers: Record<string, string>;
+  contentType: Subscription['content_type'];
+}
+
+interface CompanyPart {
+  id: string;
+  subDomain: string;
+}
+
+/** The app's format and its keys: the current secret first, then those a rotation replaced and whose grace period runs. */
+interface Signer {
+  format: App['signature'];
+  secrets: readonly string[];
+}
+
+/**
+ * Each event's part, its `obj` serialised once: the deliveries of one claim share their
+ * event object (store/postgres/queue.ts claimedFrom, SqliteStore.selectClaimed; on SQLite
+ * the claims after it too, while ClaimCache keeps the event). Re-serialising the object per
+ * delivery was most of buildRequest's 5% of Herald's time at 100 subscriptions per event.
+ */
+const eventParts = new WeakMap<StoredEvent, EventPart>();
+const subscriptionParts = new WeakMap<Subscription, SubscriptionPart>();
+const companyParts = new WeakMap<Company, CompanyPart>();
+const signers = new WeakMap<App, Signer>();
+
+function partOf<K extends object, V>(parts: WeakMap<K, V>, key: K, make: (key: K) => V): V {
+  let part = parts.get(key);
+  if (part === undefined) {
+    part = make(key);
+    parts.set(key, part);
   }
-  return json;
+  return part;
+}
+
+/**
+ * `text` as UTF-8 in an ArrayBuffer of its own: Buffer.from puts a small one in Node's shared
+ * 8 KiB pool, and a structured clone copies a view's whole ArrayBuffer.
+ */
+function ownBytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(Buffer.byteLength(text));
+  Buffer.from(bytes.buffer).write(text);
+  return bytes;
+}
+
+/** The strings and bytes joined as UTF-8, in one allocation. */
+function joinBytes(parts: readonly (string | Uint8Array)[]): Buffer {
+  let size = 0;
+  for (const p of parts) size += typeof p === 'string' ? Buffer.byteLength(p) : p.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of parts) {
+    if (typeof p === 'string') at += out.write(p, at);
+    else {
+      out.set(p, at);
+      at += p.length;
+    }
+  }
+  return out;
+}
+
+function signerOf(app: App, previousSecrets: readonly string[]): Signer {
+  const current = app.signature === 'standard_webhooks' ? app.signing_secret : app.client_secret;
+  const kept = signers.get(app);
+  if (kept && kept.format === app.signature && kept.secrets[0] === current && kept.secrets.length === previousSecrets.length + 1 && previousSecrets.every((k, i) => kept.secrets[i + 1] === k)) return kept;
+  const signer = { format: app.signature, secrets: [current, ...previousSecrets] };
+  signers.set(app, signer);
+  return signer;
+}
+
+/** The Notification of these facts, its parts shared with the other notifications of the same event, subscription, company and app. */
+export function toNotification(app: App, f: NotificationFacts, previousSecrets: readonly string[] = []): Notification {
+  return {
+    deliveryId: f.deliveryId,
+    event: partOf(eventParts, f.event, (e) => ({ id: e.id, channel: e.channel, actorId: e.user_id, obj: ownBytes(JSON.stringify(notificationObject(e))) })),
+    subscription: partOf(subscriptionParts, f.subscription, (s) => ({ id: s.id, userId: s.user_id, headers: s.headers, contentType: s.content_type })),
+    company: partOf(companyParts, f.company, (c) => ({ id: c.id, subDomain: c.sub_domain })),
+    signer: signerOf(app, previousSecrets),
+    accessToken: f.accessToken,
+    tokenExpiresAt: f.tokenExpiresAt,
+    now: f.now,
+  };
 }
 
 /** The fields of the notification after `obj` (CONTRACT section 4), in their order. */
-function notificationFields(f: NotificationFacts, withAlgorithm: boolean): Record<string, unknown> {
+function notificationFields(n: Notification, withAlgorithm: boolean): Record<string, unknown> {
   const fields: Record<string, unknown> = {
-    channel: f.event.channel,
-    event_id: f.event.id,
-    sub_id: f.subscription.id,
-    company_id: f.company.id,
-    user_id: f.subscription.user_id,
-    sub_domain: f.company.sub_domain,
+    channel: n.event.channel,
+    event_id: n.event.id,
+    sub_id: n.subscription.id,
+    company_id: n.company.id,
+    user_id: n.subscription.userId,
+    sub_domain: n.company.subDomain,
   };
-  if (f.event.user_id) fields.actor_id = f.event.user_id;
-  fields.issued_at = isoSeconds(f.now);
-  fields.access_token = f.accessToken;
-  fields.expires = isoSeconds(f.tokenExpiresAt);
+  if (n.event.actorId) fields.actor_id = n.event.actorId;
+  fields.issued_at = isoSeconds(n.now);
+  fields.access_token = n.accessToken;
+  fields.expires = isoSeconds(n.tokenExpiresAt);
   if (withAlgorithm) fields.algorithm = SIGNED_REQUEST_ALGORITHM;
   return fields;
 }
 
 /**
- * The notification as JSON: `JSON.stringify(notificationPayload(f))`, byte for byte
+ * The notification as JSON bytes: `JSON.stringify(notificationPayload(f))`, byte for byte
  * (test/domain/request.test.ts), with `obj` spliced in as the event's JSON. Building the
  * payload object and taking `obj` and `algorithm` out of it again was a quarter of
  * buildRequest's time (bench/store-loop.ts: build 18.3 -> 14.1 us per delivery with the
  * ISO strings memoised too).
  */
-function notificationJson(f: NotificationFacts, withAlgorithm: boolean): string {
-  return `{"obj":${notificationObjectJson(f.event)},${JSON.stringify(notificationFields(f, withAlgorithm)).slice(1)}`;
+function notificationJson(n: Notification, withAlgorithm: boolean, before = '', after = ''): Buffer {
+  return joinBytes([`${before}{"obj":`, n.event.obj, `,${JSON.stringify(notificationFields(n, withAlgorithm)).slice(1)}${after}`]);
 }
 
 /** The notification object of CONTRACT section 4: `obj` keys the object by its type. */
 export function notificationPayload(f: NotificationFacts): Record<string, unknown> {
-  return { obj: notificationObject(f.event), ...notificationFields(f, true) };
+  return { obj: notificationObject(f.event), ...notificationFields(toNotification(PAYLOAD_ONLY, f), true) };
 }
+const PAYLOAD_ONLY: App = {
+  id: '', name: '', url: '', redirect_uris: [], signature: 'signed_request', client_id: '', client_secret: '', signing_secret: '', public_client: false, created_at: 0,
+};
 
 /**
  * Builds the POST for an app's format. `webhook-id` is the delivery id in both, so it stays
@@ -106,50 +215,57 @@ export function notificationPayload(f: NotificationFacts): Record<string, unknow
  * `x-herald-signature: sha256=<hex>` (one per secret), GitHub's shape.
  */
 export function buildRequest(app: App, f: NotificationFacts, previousSecrets: readonly string[] = []): OutgoingRequest {
+  const req = buildNotification(toNotification(app, f, previousSecrets));
+  return { headers: req.headers, body: req.body.toString('utf8') };
+}
+
+/** buildRequest from a Notification, the body as bytes: what the send thread runs (send-worker.ts). */
+export function buildNotification(n: Notification): OutgoingBytes {
   const common = {
-    'webhook-id': f.deliveryId,
-    'x-herald-channel': f.event.channel,
-    'x-herald-event-id': f.event.id,
-    ...f.subscription.headers,
+    'webhook-id': n.deliveryId,
+    'x-herald-channel': n.event.channel,
+    'x-herald-event-id': n.event.id,
+    ...n.subscription.headers,
   };
-  if (app.signature === 'standard_webhooks') {
-    const timestamp = Math.floor(f.now / 1000);
-    const head = JSON.stringify({ type: f.event.channel, timestamp: isoSeconds(f.now) });
-    const body = `${head.slice(0, -1)},"data":${notificationJson(f, false)}}`;
+  const { format, secrets } = n.signer;
+  if (format === 'standard_webhooks') {
+    const timestamp = Math.floor(n.now / 1000);
+    const head = JSON.stringify({ type: n.event.channel, timestamp: isoSeconds(n.now) });
+    const body = notificationJson(n, false, `${head.slice(0, -1)},"data":`, '}');
     return {
       headers: {
         ...common,
         'content-type': 'application/json',
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': [app.signing_secret, ...previousSecrets].map((k) => signStandardWebhook(k, f.deliveryId, timestamp, body)).join(' '),
+        'webhook-signature': secrets.map((k) => signStandardWebhook(k, n.deliveryId, timestamp, body)).join(' '),
       },
       body,
     };
   }
-  const payload = notificationJson(f, true);
-  if (f.subscription.content_type === 'json') {
-    const body = payload;
+  const payload = notificationJson(n, true);
+  if (n.subscription.contentType === 'json') {
     return {
       headers: {
         ...common,
         'content-type': 'application/json',
-        'x-herald-signature': [app.client_secret, ...previousSecrets].map((k) => signBody(body, k)).join(','),
+        'x-herald-signature': secrets.map((k) => signBody(payload, k)).join(','),
       },
-      body,
+      body: payload,
     };
   }
-  const signed = signJson(payload, app.client_secret);
-  const encoded = signed.slice(signed.indexOf('.') + 1);
+  // signJson, from the bytes.
+  const encoded = payload.toString('base64url');
+  const previous = secrets.slice(1);
   return {
     headers: {
       ...common,
       'content-type': 'application/x-www-form-urlencoded',
-      ...(previousSecrets.length > 0 ? { 'x-herald-previous-signatures': previousSecrets.map((k) => hmacHex(encoded, k)).join(',') } : {}),
+      ...(previous.length > 0 ? { 'x-herald-previous-signatures': previous.map((k) => hmacHex(encoded, k)).join(',') } : {}),
     },
     // Hex, a dot and base64url: every character is one encodeURIComponent leaves as it is, so
     // the form body needs no encoding. Measured (perf of Herald's main thread, bench, SQLite,
     // 100 x 3,000): encodeURIComponent (V8's Uri::Encode) scanning each body was 4.8% of the
     // thread while delivering, its largest native function.
-    body: `signed_request=${signed}`,
+    body: joinBytes(['signed_request=', hmacHex(encoded, secrets[0]!), '.', encoded]),
   };
 }

@@ -1,52 +1,26 @@
 import { Worker } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
+import type { Notification } from './request.js';
 import { noAnswer, type SendResult, type Transport } from './transport.js';
 
-/** One request to the send thread (the body already signed). */
+/**
+ * One delivery as it crosses to the send thread: the thread builds and signs its request
+ * (buildNotification). A turn's deliveries cross in one message, an array of these; the
+ * parts they share (event, subscription, company, signer: toNotification) are cloned once.
+ *
+ * Why the thread signs: Herald's main thread is what limits it (bench, SQLite, 100 x 1,000:
+ * 51 us of main-thread time per delivery, 89% busy, while the send thread idled 43% of the
+ * time), and building the request (JSON, base64url, HMAC) was 12% of the main thread's time.
+ */
 export interface SendRequest {
   id: number;
   url: string;
-  headers: Record<string, string>;
-  body: string;
+  notification: Notification;
 }
 
 /**
- * A turn's requests as they cross to the send thread: each body as UTF-8 in `bytes`, one
- * buffer for the batch, transferred rather than copied; `ends[i]` is where request i's body
- * ends in it (it starts where the one before ended).
- */
-export interface SendBatch {
-  requests: { id: number; url: string; headers: Record<string, string> }[];
-  ends: number[];
-  bytes: ArrayBuffer;
-}
-
-/**
- * Packs a turn's requests into a SendBatch. The bodies cross as bytes outside V8's heap: as
- * strings, each was copied into the send thread's heap, where it lived while in flight and
- * was copied again by each scavenge it survived. Measured (bench, SQLite, 100 x 1,000,
- * --trace-gc of the send thread): scavenges 873 -> 632 ms, mark-compacts 234 -> 126 ms;
- * throughput within the noise (alternating runs: 8,653, 10,381 and 10,308 deliveries/s as
- * strings; 9,989, 9,408 and 10,668 as bytes).
- */
-export function packBatch(batch: SendRequest[]): SendBatch {
-  let total = 0;
-  for (const r of batch) total += Buffer.byteLength(r.body);
-  const bytes = new ArrayBuffer(total);
-  const view = Buffer.from(bytes);
-  const ends: number[] = [];
-  let at = 0;
-  const requests = batch.map((r) => {
-    at += view.write(r.body, at);
-    ends.push(at);
-    return { id: r.id, url: r.url, headers: r.headers };
-  });
-  return { requests, ends, bytes };
-}
-
-/**
- * A Transport that sends from a worker thread: the main thread claims, checks, signs and
- * records; the thread runs undici (HTTP framing, socket writes, parsing answers, timers).
+ * A Transport that sends from a worker thread: the main thread claims, checks and records;
+ * the thread signs (SendRequest) and runs undici (HTTP framing, socket writes, parsing answers, timers).
  * Requests made in one turn of the event loop go in one message, answers come back the
  * same way, so the cost between threads is per batch, not per delivery.
  *
@@ -63,21 +37,18 @@ export class ThreadedSender implements Transport {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: SendResult) => void; started: number }>();
-  private readonly outbox = new PerTurn<SendRequest>((batch) => {
-    const packed = packBatch(batch);
-    this.thread().postMessage(packed, [packed.bytes]);
-  });
+  private readonly outbox = new PerTurn<SendRequest>((batch) => this.thread().postMessage(batch));
   private idle: (() => void)[] = [];
   private closed = false;
 
   constructor(private readonly cfg: DeliveryConfig, private readonly allowPrivate: boolean) {}
 
-  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+  deliver(url: string, notification: Notification): Promise<SendResult> {
     if (this.closed) return Promise.resolve(noAnswer('sender closed', 0));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, started: performance.now() });
-      this.outbox.push({ id, url, headers, body });
+      this.outbox.push({ id, url, notification });
     });
   }
 
@@ -144,12 +115,12 @@ export class ThreadedSender implements Transport {
  * MiB. Earlier, with 100,000 pending: V8's default young generation made it 301 MiB, and 1 MB
  * drained slower (4,897 against 6,147 deliveries/s).
  *
- * The old generation is capped at 256 MB. Request bodies are not in it: they reach the thread
- * as bytes outside V8's heap (packBatch), so neither `concurrency` sends of the largest body
- * nor sends that stalled (dispatcher.ts, STALL_MS) fill it. Measured (test/integration/
- * delivery.test.ts, 256 requests of 1.4 MiB in flight at once): while bodies came as strings
- * in the thread's heap, this cap ended the thread ("JS heap out of memory", all 256 failed);
- * as bytes, all were answered.
+ * The old generation is capped at 256 MB. Request bodies are not in it while in flight: the
+ * thread turns each into bytes outside V8's heap as soon as it is signed (send-worker.ts), so
+ * neither `concurrency` sends of the largest body nor sends that stalled (dispatcher.ts,
+ * STALL_MS) fill it. Measured (test/integration/delivery.test.ts, 256 requests of 1.4 MiB in
+ * flight at once): while bodies were strings in the thread's heap, this cap ended the thread
+ * ("JS heap out of memory", all 256 failed); as bytes, all were answered.
  */
 const THREAD_HEAP = { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 256 };
 

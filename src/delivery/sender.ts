@@ -3,7 +3,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import { isPrivateAddress } from '../domain/network.js';
 import type { DeliveryConfig } from '../config.js';
+import { buildNotification, type Notification } from './request.js';
 import { noAnswer, type SendResult, type Transport } from './transport.js';
+
+/** An attempt whose request could not be built (the send thread has no logger; nothing was sent). */
+export const PREPARING_FAILED = 'internal error preparing the request';
 
 export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
 
@@ -27,6 +31,17 @@ export class Sender implements Transport {
       ...(cfg.egressAddress === null ? {} : { localAddress: cfg.egressAddress }),
       connect: { timeout: cfg.connectTimeoutMs, ...(allowPrivate ? {} : { lookup: publicOnlyLookup }) },
     });
+  }
+
+  /** Builds and signs the notification's request here, then sends it. */
+  deliver(url: string, notification: Notification): Promise<SendResult> {
+    let req;
+    try {
+      req = buildNotification(notification);
+    } catch {
+      return Promise.resolve(noAnswer(PREPARING_FAILED, 0));
+    }
+    return this.send(url, req.headers, req.body);
   }
 
   /**

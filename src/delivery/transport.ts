@@ -5,6 +5,8 @@
  * idle scenario, two runs) is 78 MiB without it, 90-91 with.
  */
 
+import type { Notification } from './request.js';
+
 export interface SendResult {
   /** null when no answer came (connection error, timeout, refused address). */
   statusCode: number | null;
@@ -14,9 +16,10 @@ export interface SendResult {
   durationMs: number;
 }
 
-/** What delivers a signed request: a Sender in this thread, or ThreadedSender (send-thread.ts). */
+/** What signs and POSTs a notification: a Sender in this thread, or ThreadedSender (send-thread.ts). */
 export interface Transport {
-  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult>;
+  /** Builds and signs the request (request.ts buildNotification), POSTs it to `url`, and answers how it went. */
+  deliver(url: string, notification: Notification): Promise<SendResult>;
   close(): Promise<void>;
 }
 

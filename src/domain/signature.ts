@@ -7,7 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  */
 export const SIGNED_REQUEST_ALGORITHM = 'HMAC-SHA256';
 
-export function hmacHex(payload: string, secret: string): string {
+export function hmacHex(payload: string | Uint8Array, secret: string): string {
   return createHmac('sha256', secret).update(payload).digest('hex');
 }
 
@@ -18,7 +18,7 @@ export function signJson(json: string, secret: string): string {
 }
 
 /** `sha256=<hex>` over a raw body: the signature of signed JSON deliveries (GitHub's shape). */
-export function signBody(body: string, secret: string): string {
+export function signBody(body: string | Uint8Array, secret: string): string {
   return `sha256=${hmacHex(body, secret)}`;
 }
 

@@ -14,8 +14,9 @@ function keyOf(secret: string): Buffer {
   return Buffer.from(secret.startsWith(WHSEC_PREFIX) ? secret.slice(WHSEC_PREFIX.length) : secret, 'base64');
 }
 
-export function signStandardWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  return `v1,${createHmac('sha256', keyOf(secret)).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
+/** `body` as text or as its UTF-8 bytes: the signature is the same. */
+export function signStandardWebhook(secret: string, id: string, timestampSeconds: number, body: string | Uint8Array): string {
+  return `v1,${createHmac('sha256', keyOf(secret)).update(`${id}.${timestampSeconds}.`).update(body).digest('base64')}`;
 }
 
 /** True when any `v1,` signature in the space-separated header matches, compared in constant time. */

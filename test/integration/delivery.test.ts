@@ -8,6 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
 import { Sender } from '../../src/delivery/sender.js';
 import type { Transport } from '../../src/delivery/transport.js';
+import { buildRequest, toNotification, type Notification, type NotificationFacts } from '../../src/delivery/request.js';
+import { verifySignedJson } from '../../src/domain/signature.js';
+import type { App, Company, StoredEvent, Subscription } from '../../src/store/types.js';
 import { ThreadedSender } from '../../src/delivery/send-thread.js';
 import { FAN_OUT_CHUNK } from '../../src/store/rows.js';
 import type { DeliveryConfig } from '../../src/config.js';
@@ -49,6 +52,28 @@ class HangingReceiver {
  * The story's app at the hanging receiver, subscribed to `hangingChannel`, and a second app at
  * `healthyUrl` for the same user, subscribed to client.create.
  */
+const testApp: App = {
+  id: 'app_1', name: 'A', url: 'http://127.0.0.1/', redirect_uris: [], signature: 'signed_request', client_id: 'c', client_secret: 'cs', signing_secret: 'whsec_c2VjcmV0',
+  public_client: false, created_at: 0,
+};
+const testCompany: Company = { id: 'co1', name: 'Acme', sub_domain: 'acme', created_at: 0 };
+
+/** The facts of a delivery of `object` to a subscription with `headers`, as the dispatcher hands them to a Transport. */
+function testFacts(n: number, object: StoredEvent['object'], opts: { headers?: Record<string, string>; contentType?: Subscription['content_type']; event?: StoredEvent } = {}): NotificationFacts {
+  const event: StoredEvent = opts.event ?? {
+    id: `evt_${n}`, company_id: 'co1', channel: 'task.update', object, links: [], resources: {}, user_id: null, idempotency_key: null, created_at: 0,
+  };
+  const subscription: Subscription = {
+    id: `sub_${n}`, grant_id: 'g', app_id: 'app_1', user_id: 'u1', company_id: 'co1', channels: ['task.update'], callback_url: 'http://127.0.0.1/h',
+    resource: null, headers: opts.headers ?? {}, content_type: opts.contentType ?? 'form', created_at: 0, updated_at: 0,
+  };
+  return { deliveryId: `dlv_${n}`, event, subscription, company: testCompany, accessToken: 'tok', tokenExpiresAt: 1_800_000_000_000, now: 1_790_000_000_123 };
+}
+
+function testNotification(n: number, object: StoredEvent['object'] = { id: String(n) }, headers: Record<string, string> = {}): Notification {
+  return toNotification(testApp, testFacts(n, object, { headers }));
+}
+
 async function seedHangingAndHealthy(s: TestServer, hangingUrl: string, hangingChannel: string, healthyUrl: string): Promise<Story> {
   const story = await seedStory(s, `${hangingUrl}/`);
   await subscribe(s, story.token, { channel: hangingChannel, callback_url: `${hangingUrl}/hook` });
@@ -187,11 +212,11 @@ describe('policies that need their own server', () => {
     const strict = make(cfg, false);
     const open = make(cfg, true);
     try {
-      const refused = await strict.send(`http://localhost:${port}/x`, {}, 'a=1');
+      const refused = await strict.deliver(`http://localhost:${port}/x`, testNotification(1));
       assert.equal(refused.statusCode, null);
       assert.match(refused.error!, /private address/);
       assert.equal(rx.received.length, 0);
-      const allowed = await open.send(`http://localhost:${port}/x`, {}, 'a=1');
+      const allowed = await open.deliver(`http://localhost:${port}/x`, testNotification(1));
       assert.equal(allowed.statusCode, 200);
     } finally {
       await strict.close();
@@ -205,37 +230,52 @@ describe('policies that need their own server', () => {
     const cfg = loadConfig({});
     const sender = new ThreadedSender(cfg.delivery, true);
     try {
-      assert.equal((await sender.send(`${rx.url}/warm`, {}, 'a=1')).statusCode, 200);
-      const inFlight = sender.send(`${rx.url}/slow`, {}, 'a=2');
+      assert.equal((await sender.deliver(`${rx.url}/warm`, testNotification(1))).statusCode, 200);
+      const inFlight = sender.deliver(`${rx.url}/slow`, testNotification(2));
       await rx.waitFor(2);
       await sender.terminate();
       const lost = await inFlight;
       assert.equal(lost.statusCode, null);
       assert.match(lost.error!, /sender thread stopped/);
       rx.respond(() => ({ status: 204 }));
-      assert.equal((await sender.send(`${rx.url}/again`, { 'x-n': '3' }, 'a=3')).statusCode, 204);
+      const again = testNotification(3, { id: '3' }, { 'x-n': '3' });
+      assert.equal((await sender.deliver(`${rx.url}/again`, again)).statusCode, 204);
       assert.equal(rx.received.at(-1)!.headers['x-n'], '3');
-      assert.equal(rx.received.at(-1)!.body, 'a=3');
+      assert.equal(rx.received.at(-1)!.body, buildRequest(testApp, testFacts(3, { id: '3' }, { headers: { 'x-n': '3' } })).body);
     } finally {
       await sender.close();
       await rx.close();
     }
   });
 
-  test('requests sent in one turn cross to the send thread as one buffer and each arrives with its own body, byte for byte', async () => {
+  test('deliveries made in one turn cross to the send thread together, and each is signed there into its own body, byte for byte', async () => {
     const rx = await Receiver.start();
     const sender = new ThreadedSender(loadConfig({}).delivery, true);
     try {
-      // Multi-byte characters (UTF-8 lengths differ from string lengths), an empty body, a long one.
-      const bodies = ['a=1', '', 'é=ü&ß=€', '𝄞 and ☃', 'x'.repeat(70_000), '{"obj":{"name":"Zoë"}}'];
-      const results = await Promise.all(bodies.map((body, i) => sender.send(`${rx.url}/b${i}`, { 'x-i': String(i) }, body)));
-      assert.deepEqual(results.map((r) => r.statusCode), bodies.map(() => 200));
+      // Multi-byte characters (UTF-8 lengths differ from string lengths), a long object, both
+      // body formats, and one event to several subscriptions (its parts cross once, shared).
+      const shared: StoredEvent = {
+        id: 'evt_shared', company_id: 'co1', channel: 'task.update', object: { id: 's', name: 'Zoë 𝄞 ☃' }, links: [], resources: {}, user_id: 'u2', idempotency_key: null, created_at: 0,
+      };
+      const objects = [{ id: 'é=ü&ß=€' }, { id: '', text: '𝄞 and ☃' }, { id: 'long', x: 'x'.repeat(70_000) }];
+      const facts = [
+        ...objects.map((o, i) => testFacts(i, o, { headers: { 'x-i': String(i) } })),
+        ...[3, 4, 5].map((i) => testFacts(i, shared.object, { headers: { 'x-i': String(i) }, contentType: i === 4 ? 'json' : 'form', event: shared })),
+      ];
+      const results = await Promise.all(facts.map((f, i) => sender.deliver(`${rx.url}/b${i}`, toNotification(testApp, f))));
+      assert.deepEqual(results.map((r) => r.statusCode), facts.map(() => 200));
       const got = new Map(rx.received.map((r) => [r.path, r]));
-      bodies.forEach((body, i) => {
-        assert.equal(got.get(`/b${i}`)!.body, body);
-        assert.equal(got.get(`/b${i}`)!.headers['content-length'], String(Buffer.byteLength(body)));
+      facts.forEach((f, i) => {
+        const expected = buildRequest(testApp, f);
+        assert.equal(got.get(`/b${i}`)!.body, expected.body);
+        assert.equal(got.get(`/b${i}`)!.headers['content-length'], String(Buffer.byteLength(expected.body)));
+        assert.equal(got.get(`/b${i}`)!.headers['content-type'], expected.headers['content-type']);
+        assert.equal(got.get(`/b${i}`)!.headers['webhook-id'], `dlv_${i}`);
         assert.equal(got.get(`/b${i}`)!.headers['x-i'], String(i));
       });
+      const json = verifySignedJson(got.get('/b4')!.body, got.get('/b4')!.headers['x-herald-signature'] as string, testApp.client_secret);
+      assert.equal(json.sub_id, 'sub_4');
+      assert.deepEqual(json.obj, { task: shared.object, links: [] });
     } finally {
       await sender.close();
       await rx.close();
@@ -244,9 +284,9 @@ describe('policies that need their own server', () => {
 
   test('a send thread has the heap for HERALD_CONCURRENCY requests of the largest body in flight at once', async () => {
     // The default 256 slots, each with a body of a 1 MiB event as a signed_request (base64:
-    // about 1.4 MB), all in flight until the receiver answers. While bodies crossed as strings
-    // into the thread's heap, its 256 MB ran out and ended the thread (all 256 failed as
-    // "sender thread stopped"); as bytes (packBatch) they are outside it.
+    // about 1.4 MB), all in flight until the receiver answers. While bodies were strings in
+    // the thread's heap, its 256 MB ran out and ended the thread (all 256 failed as "sender
+    // thread stopped"); as bytes (send-worker.ts) they are outside it.
     const cfg = loadConfig({ HERALD_CONNECTIONS_PER_ORIGIN: '256' });
     assert.equal(cfg.delivery.concurrency, 256);
     const server = createServer((req, res) => {
@@ -257,8 +297,8 @@ describe('policies that need their own server', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/h`;
     const sender = new ThreadedSender(cfg.delivery, true);
     try {
-      const bodies = Array.from({ length: 26 }, (_, i) => `signed_request=${String.fromCharCode(97 + i).repeat(Math.round(cfg.bodyLimit * 1.4))}`);
-      const results = await Promise.all(Array.from({ length: cfg.delivery.concurrency }, (_, i) => sender.send(url, {}, bodies[i % 26]!)));
+      const objects = Array.from({ length: 26 }, (_, i) => ({ id: String(i), text: String.fromCharCode(97 + i).repeat(cfg.bodyLimit - 100) }));
+      const results = await Promise.all(Array.from({ length: cfg.delivery.concurrency }, (_, i) => sender.deliver(url, testNotification(i, objects[i % 26]!))));
       assert.deepEqual([...new Set(results.map((r) => r.error ?? r.statusCode))], [200]);
     } finally {
       await sender.close();
