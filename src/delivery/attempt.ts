@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry.js';
 import type { ClaimedDelivery, DeliveryOutcome } from '../store/types.js';
 import { toNotification } from './request.js';
-import { noAnswer, type SendResult, type Transport } from './transport.js';
+import { noAnswer, PREPARING_FAILED, type SendResult, type Transport } from './transport.js';
 
 export interface AttemptDeps {
   sender: Transport;
@@ -37,7 +37,7 @@ export async function attemptDelivery(
     result = await deps.sender.deliver(sub.callback_url, notification);
   } catch (err) {
     deps.log.error({ err, delivery: d.id }, 'building or sending a delivery failed');
-    result = noAnswer('internal error preparing the request', Date.now() - startedAt);
+    result = noAnswer(PREPARING_FAILED, Date.now() - startedAt);
   }
   const attempt = {
     delivery_id: d.id,

@@ -154,12 +154,16 @@ function signerOf(app: App, previousSecrets: readonly string[]): Signer {
 
 /** The Notification of these facts, its parts shared with the other notifications of the same event, subscription, company and app. */
 export function toNotification(app: App, f: NotificationFacts, previousSecrets: readonly string[] = []): Notification {
+  return { ...unsigned(f), signer: signerOf(app, previousSecrets) };
+}
+
+/** What a notification says (its signer aside). */
+function unsigned(f: NotificationFacts): Omit<Notification, 'signer'> {
   return {
     deliveryId: f.deliveryId,
     event: partOf(eventParts, f.event, (e) => ({ id: e.id, channel: e.channel, actorId: e.user_id, obj: ownBytes(JSON.stringify(notificationObject(e))) })),
     subscription: partOf(subscriptionParts, f.subscription, (s) => ({ id: s.id, userId: s.user_id, headers: s.headers, contentType: s.content_type })),
     company: partOf(companyParts, f.company, (c) => ({ id: c.id, subDomain: c.sub_domain })),
-    signer: signerOf(app, previousSecrets),
     accessToken: f.accessToken,
     tokenExpiresAt: f.tokenExpiresAt,
     now: f.now,
@@ -167,7 +171,7 @@ export function toNotification(app: App, f: NotificationFacts, previousSecrets: 
 }
 
 /** The fields of the notification after `obj` (CONTRACT section 4), in their order. */
-function notificationFields(n: Notification, withAlgorithm: boolean): Record<string, unknown> {
+function notificationFields(n: Omit<Notification, 'signer'>, withAlgorithm: boolean): Record<string, unknown> {
   const fields: Record<string, unknown> = {
     channel: n.event.channel,
     event_id: n.event.id,
@@ -197,11 +201,8 @@ function notificationJson(n: Notification, withAlgorithm: boolean, before = '', 
 
 /** The notification object of CONTRACT section 4: `obj` keys the object by its type. */
 export function notificationPayload(f: NotificationFacts): Record<string, unknown> {
-  return { obj: notificationObject(f.event), ...notificationFields(toNotification(PAYLOAD_ONLY, f), true) };
+  return { obj: notificationObject(f.event), ...notificationFields(unsigned(f), true) };
 }
-const PAYLOAD_ONLY: App = {
-  id: '', name: '', url: '', redirect_uris: [], signature: 'signed_request', client_id: '', client_secret: '', signing_secret: '', public_client: false, created_at: 0,
-};
 
 /**
  * Builds the POST for an app's format. `webhook-id` is the delivery id in both, so it stays

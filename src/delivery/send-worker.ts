@@ -7,8 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DeliveryConfig } from '../config.js';
 import { buildNotification } from './request.js';
-import { PREPARING_FAILED, Sender } from './sender.js';
-import { noAnswer, type SendResult } from './transport.js';
+import { Sender } from './sender.js';
+import { noAnswer, PREPARING_FAILED, type SendResult } from './transport.js';
 import { PerTurn, type SendRequest } from './send-thread.js';
 
 const { cfg, allowPrivate } = workerData as { cfg: DeliveryConfig; allowPrivate: boolean };

@@ -4,10 +4,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { isPrivateAddress } from '../domain/network.js';
 import type { DeliveryConfig } from '../config.js';
 import { buildNotification, type Notification } from './request.js';
-import { noAnswer, type SendResult, type Transport } from './transport.js';
-
-/** An attempt whose request could not be built (the send thread has no logger; nothing was sent). */
-export const PREPARING_FAILED = 'internal error preparing the request';
+import { noAnswer, PREPARING_FAILED, type SendResult, type Transport } from './transport.js';
 
 export const USER_AGENT = 'Herald-Webhooks/0.1 (+https://github.com/herald)';
 

@@ -23,6 +23,9 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** An attempt whose request could not be built: nothing was sent. */
+export const PREPARING_FAILED = 'internal error preparing the request';
+
 /** An attempt that got no answer from the receiver, and why. */
 export function noAnswer(error: string, durationMs: number): SendResult {
   return { statusCode: null, retryAfter: undefined, excerpt: null, error, durationMs: Math.round(durationMs) };
