@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { buildRequest, isoSeconds, notificationPayload, type NotificationFacts } from '../../src/delivery/request.js';
 import type { App, Company, StoredEvent, Subscription } from '../../src/store/types.js';
@@ -31,7 +32,8 @@ test('bodies are the payload serialised whole, byte for byte, with the event obj
       const value = form.slice('signed_request='.length);
       assert.equal(value, encodeURIComponent(value), 'the form value needs no encoding (hex, a dot, base64url)');
       assert.equal(new URLSearchParams(form).get('signed_request'), value);
-      const encoded = value.split('.')[1]!;
+      const [signature, encoded] = value.split('.') as [string, string];
+      assert.equal(signature, createHmac('sha256', 'cs').update(encoded).digest('hex'), 'keyed with the client secret, over the base64url text');
       assert.equal(Buffer.from(encoded, 'base64url').toString('utf8'), JSON.stringify(notificationPayload(facts(sub(`${id}-${i}`, 'form'), e))));
     }
   }
