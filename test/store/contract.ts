@@ -270,6 +270,36 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       for (const s of [...audience, ...elsewhere, ...late]) await store.deleteSubscription(owner(), s.id, 'cleanup', at);
     });
 
+    test('what falls due ahead of the deliveries in flight is claimed next: a publish at an earlier time, an early retry, a lease that ran out', async () => {
+      const sub = await newSub(['client.create']);
+      const at = T0 + 50_000;
+      const events: string[] = [];
+      for (let i = 0; i < 6; i++) events.push((await store.publishEvent(event('client.create'), at + 10 + i)).id);
+      const now = at + 100;
+      const first = await store.claimDueDeliveries(3, now, 60_000);
+      assert.deepEqual(first.map((d) => d.event.id), events.slice(0, 3), 'the oldest first');
+      const second = await store.claimDueDeliveries(2, now, 60_000);
+      assert.deepEqual(second.map((d) => d.event.id), events.slice(3, 5));
+      // Due before everything held: a publish at an earlier time, then a retry.
+      const early = (await store.publishEvent(event('client.create'), at + 1)).id;
+      const third = await store.claimDueDeliveries(10, now, 60_000);
+      assert.deepEqual(third.map((d) => d.event.id).sort(), [early, events[5]!].sort());
+      await store.recordOutcomes([{ kind: 'retry', id: first[0]!.id, lease: first[0]!.lease, attempt: attempt(first[0]!.id, 1, now, 500), next_attempt_at: at + 2 }]);
+      const retried = await store.claimDueDeliveries(10, now, 60_000);
+      assert.deepEqual(retried.map((d) => d.id), [first[0]!.id]);
+      third.push(...retried);
+      // Leases of 50 ms: once they run out, their deliveries are claimed again.
+      await store.recordOutcomes(third.map((d) => ({ kind: 'retry' as const, id: d.id, lease: d.lease, attempt: attempt(d.id, 1, now, 500), next_attempt_at: at + 3 })));
+      const short = await store.claimDueDeliveries(10, now + 1, 50);
+      assert.equal(short.length, 3);
+      assert.deepEqual(await store.claimDueDeliveries(10, now + 2, 50), [], 'held');
+      const back = await store.claimDueDeliveries(10, now + 51, 60_000);
+      assert.deepEqual(back.map((d) => d.id).sort(), short.map((d) => d.id).sort());
+      await store.recordOutcomes([...first.slice(1), ...second, ...back].map((d) => ({ kind: 'dropped' as const, id: d.id, lease: d.lease, reason: 'test', at: now })));
+      await drain(now + 100);
+      await store.deleteSubscription(owner(), sub.id, 'cleanup', now);
+    });
+
     test('claims lease deliveries: not claimed twice, back after the lease, only the holder records', async () => {
       const sub = await newSub(['client.create']);
       const { id: eventId } = await store.publishEvent(event('client.create'), T0);

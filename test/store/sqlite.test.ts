@@ -168,6 +168,29 @@ test('a publish\'s deliveries are claimed only once the WAL sync that answers it
   }
 });
 
+test('claims start after the deliveries they hold, and see a delivery another process made due ahead of them (data_version)', async () => {
+  const { path, a, b, dispose } = await twoStores('herald-cursor-');
+  try {
+    const { event } = await seedAudience(a);
+    const published: string[] = [];
+    for (let i = 0; i < 4; i++) published.push((await a.publishEvent(event(), T0 + 10 + i)).id);
+    const first = await a.claimDueDeliveries(2, T0 + 100, 60_000);
+    assert.deepEqual(first.map((d) => d.event.id).sort(), published.slice(0, 2).sort());
+    // Another connection (a process that publishes, or an operator) puts a delivery back in
+    // line ahead of the ones held: the next claim must not start after them.
+    const other = new Database(path);
+    other.prepare("UPDATE deliveries SET next_attempt_at = ? WHERE event_id = ?").run(T0 + 1, published[3]);
+    other.close();
+    const next = await a.claimDueDeliveries(1, T0 + 100, 60_000);
+    assert.deepEqual(next.map((d) => d.event.id), [published[3]], 'the earliest due that is not held');
+    const last = await a.claimDueDeliveries(5, T0 + 100, 60_000);
+    assert.deepEqual(last.map((d) => d.event.id), [published[2]]);
+    assert.equal(b.db.prepare("SELECT count(*) FROM deliveries WHERE status = 'pending'").pluck().get(), 4, 'all still pending: held in memory');
+  } finally {
+    await dispose();
+  }
+});
+
 test('claims keep the rows they read between claims, and see what another process changed since (migration 010)', async () => {
   const { path, a, b, dispose } = await twoStores('herald-cache-');
   try {
