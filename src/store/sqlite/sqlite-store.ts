@@ -90,9 +90,9 @@ const DUE_CURSOR_MS = 1000;
  * 3,083 -> 4,405, 4,589 and 3,878 deliveries/s, Herald's CPU 27.6-33.7 -> 26.4-29.4 s.
  *
  * Dropped (the next claim scans from the start) when something may have put a due delivery
- * before it: a delivery queued here due no later than it (fanOut), a retry due no later
- * (recordOutcomes), a ping, a commit by another connection (`data_version`), a lease before
- * it running out (`validUntil`), and in any case after DUE_CURSOR_MS. A delivery it missed
+ * before it: a delivery queued here, a retry or a ping due no later than it (mayFallDue), a
+ * commit by another connection (`data_version`), a lease before it running out
+ * (`validUntil`), and in any case after DUE_CURSOR_MS. A delivery it missed
  * would wait that long at most.
  */
 interface DueCursor {
@@ -586,8 +586,7 @@ export class SqliteStore implements Store {
    * Answers how many it queued.
    */
   private fanOut(chunk: FanOutChunk, now: number): number {
-    // New rows take rowids after every row there is, so only an earlier or equal time puts them before the cursor.
-    if (this.dueCursor && chunk.due <= this.dueCursor.due) this.dueCursor = null;
+    this.mayFallDue(chunk.due);
     const subs = this.q(FAN_OUT).pluck().all({ ...chunk, now, max: FAN_OUT_CHUNK }) as string[];
     if (subs.length < FAN_OUT_CHUNK) {
       if (chunk.after !== '') this.q('DELETE FROM fanouts WHERE event_id = ?').run(chunk.event_id);
@@ -684,6 +683,16 @@ export class SqliteStore implements Store {
     const rows = cursor.due <= dueBy ? (this.q(DUE_TIED).raw(true).all(cursor.due, cursor.rowid, scan) as DueWindowRow[]) : [];
     if (rows.length < scan) rows.push(...(this.q(DUE_LATER).raw(true).all(cursor.due, dueBy, scan - rows.length) as DueWindowRow[]));
     return { rows, scan, dataVersion };
+  }
+
+  /**
+   * A pending delivery, not held, may fall due at `due`: a DueCursor at that time or later is
+   * dropped. A row written since the cursor was set has a later rowid than any it passed, so
+   * only an earlier time would put it before the cursor; the same time is dropped too, which
+   * also covers a row whose time changed and kept its rowid (a retry).
+   */
+  private mayFallDue(due: number): void {
+    if (this.dueCursor && due <= this.dueCursor.due) this.dueCursor = null;
   }
 
   /** Moves the DueCursor past the window's leading deliveries that are held now (this claim's among them). */
@@ -810,7 +819,7 @@ export class SqliteStore implements Store {
   }
 
   async createPing(e: NewEvent, subscriptionId: string, appId: string, now: number, leaseMs: number): Promise<ClaimedDelivery> {
-    this.dueCursor = null;
+    this.mayFallDue(now + leaseMs);
     const lease = newLease();
     const id = newTimedId('dlv', now);
     this.write(() => {
@@ -855,7 +864,7 @@ export class SqliteStore implements Store {
         const now = a.started_at + a.duration_ms;
         const status = o.kind === 'succeeded' ? 'succeeded' : o.kind === 'retry' ? 'pending' : 'failed';
         const next = o.kind === 'retry' ? o.next_attempt_at : null;
-        if (next !== null && this.dueCursor && next <= this.dueCursor.due) this.dueCursor = null;
+        if (next !== null) this.mayFallDue(next);
         const error = o.kind === 'gone' ? 'receiver answered 410 Gone: subscription removed' : a.error;
         const changed = finish(o, status, 1, next, a.status_code, error, now);
         if (o.kind === 'gone' && changed > 0) this.removeSubscription(o.subscription_id, 'subscription removed: receiver answered 410 Gone', now);
