@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -253,6 +253,49 @@ test('SQLite migration 009: duplicate attempts already logged are removed (the f
     check.close();
     assert.deepEqual(indexes, ['delivery_attempts_once']);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('WAL checkpoints run on a thread of their own: commits reach the database file without the store\'s connection checkpointing, and the WAL stays bounded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoint-'));
+  const path = join(dir, 'h.db');
+  const store = new SqliteStore(path);
+  try {
+    await store.migrate();
+    store.db.exec('CREATE TABLE filler (n INTEGER, v TEXT)');
+    const insert = store.db.prepare('INSERT INTO filler (n, v) VALUES (?, ?)');
+    // 2,000 commits of 12 KiB: about 6,000 pages, under the store's own automatic checkpoint
+    // (BACKSTOP_PAGES), so only the thread can have copied them into the database file.
+    let largestWal = 0;
+    for (let i = 0; i < 2000; i++) {
+      store.writeRelaxed(() => {
+        for (let j = 0; j < 3; j++) insert.run(i, 'x'.repeat(4000));
+      });
+      if (i % 20 === 19) {
+        largestWal = Math.max(largestWal, statSync(`${path}-wal`).size);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    const written = 2000 * 3 * 4000;
+    assert.ok(largestWal < written / 2, `the WAL reached ${largestWal} bytes for ${written} written: it was not started over`);
+    // The database file alone, without its WAL, holds every row once a checkpoint has copied them.
+    const copy = join(dir, 'copy.db');
+    let rows = 0;
+    for (let waited = 0; waited < 5000 && rows < 6000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      copyFileSync(path, copy);
+      try {
+        const db = new Database(copy, { readonly: true });
+        rows = (db.prepare('SELECT count(*) AS n FROM filler').get() as { n: number }).n;
+        db.close();
+      } catch {
+        // copied while a checkpoint was writing it: look again
+      }
+    }
+    assert.equal(rows, 6000);
+  } finally {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -10,6 +10,7 @@ import { prune } from './retention.js';
 import { Bounded, ClaimCache } from './claim-cache.js';
 import { DeliveryLock } from './delivery-lock.js';
 import { WalSync } from './wal-sync.js';
+import { BACKSTOP_PAGES, Checkpointer } from './checkpointer.js';
 import {
   CLAIM_WINDOW, claimedDeliveries, type ClaimKey, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toEvent, toSubscription, toUser, unprefix,
@@ -180,6 +181,8 @@ export class SqliteStore implements Store {
   private readonly held = new Map<string, HeldLease>();
   /** How many of `held` go to each origin. */
   private readonly heldByOrigin = new Map<string, number>();
+  /** WAL checkpoints on a thread of their own (checkpointer.ts); null for an in-memory database, which has no WAL. */
+  private readonly checkpointer: Checkpointer | null = null;
   /** Null for an in-memory database (no other connection can open it). */
   private readonly deliveryLock: DeliveryLock | null;
   /** Where the next claim's window starts (DueCursor); null: from the start. */
@@ -189,11 +192,16 @@ export class SqliteStore implements Store {
   /** Runs `fn` in a deferred (read) transaction, so its statements see one snapshot of the file. */
   private readonly readTransaction: <T>(fn: () => T) => T;
 
-  constructor(path: string) {
+  /** `checkpointThread: false` leaves WAL checkpoints to SQLite's automatic one on this connection (bench/commit-stalls.ts compares). */
+  constructor(path: string, options: { checkpointThread?: boolean } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.walSync = path === ':memory:' ? null : new WalSync(`${path}-wal`);
+    if (path !== ':memory:' && options.checkpointThread !== false) {
+      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+      this.checkpointer = new Checkpointer(path);
+    }
     this.deliveryLock = path === ':memory:' ? null : new DeliveryLock(`${path}-delivery-lock`);
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
@@ -264,6 +272,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.deliveryLock?.release();
+    await this.checkpointer?.close();
     await this.walSync?.close();
     this.stmts.clear();
     this.db.close();

@@ -1,0 +1,71 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * WAL checkpoints on a thread of their own. SQLite's automatic checkpoint runs inside the
+ * COMMIT that takes the WAL past 1,000 pages, on the committing connection: it copies the
+ * WAL's pages into the database file and syncs the WAL before and the database file after
+ * (synchronous=NORMAL or FULL), all on Herald's main thread, and every request and delivery
+ * waits for those two disk syncs. Here a second connection, in a worker thread, runs
+ * `PRAGMA wal_checkpoint(PASSIVE)` every INTERVAL_MS: it copies what it can without waiting
+ * for any reader or writer (a writer keeps appending meanwhile), and once it has copied
+ * everything the next write transaction starts the WAL over from its beginning, so the
+ * file stays bounded.
+ *
+ * The store's own connection keeps an automatic checkpoint, at BACKSTOP_PAGES instead of
+ * 1,000, so the WAL stays bounded should this thread fall behind or die (it is not
+ * restarted: the backstop takes over).
+ *
+ * Durability is unchanged (see WalSync): the thread's connection runs with SQLite's default
+ * synchronous=FULL, so a checkpoint syncs the database file before it marks the frames as
+ * copied, and SQLite starts the WAL over only after that mark covers every frame.
+ *
+ * Measured: see the README's Benchmarks section (publish latency, SQLite).
+ */
+export class Checkpointer {
+  private readonly worker: Worker;
+  private readonly exited: Promise<void>;
+
+  constructor(path: string, intervalMs = INTERVAL_MS) {
+    const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
+    // Plain CommonJS evaluated in the thread: it runs the same from src/ under tsx and from dist/.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { betterSqlite3, path, intervalMs }, resourceLimits: THREAD_HEAP });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.unref();
+    // A thread that fails (the file cannot be opened, a disk error) leaves the backstop to keep the WAL bounded.
+    this.worker.on('error', () => undefined);
+  }
+
+  /** Stops the thread after the checkpoint under way, if any; its connection closes without checkpointing. */
+  close(): Promise<void> {
+    this.worker.ref(); // the process waits for the thread's end it is waiting for
+    this.worker.postMessage('close'); // a no-op once the thread has ended
+    return this.exited;
+  }
+}
+
+/** The thread allocates next to nothing: a small heap keeps an idle Herald's resident memory down. */
+const THREAD_HEAP = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 };
+
+/** How often the thread checkpoints. At 1,000 publishes a second that is a few hundred pages each time. */
+const INTERVAL_MS = 50;
+
+/** The store's own automatic checkpoint, for when the thread does not keep up: 10,000 pages (40 MiB with 4 KiB pages). */
+export const BACKSTOP_PAGES = 10_000;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.betterSqlite3);
+const db = new Database(workerData.path, { fileMustExist: true });
+// This connection must never checkpoint on close (it is not the last one) nor write.
+db.pragma('wal_autocheckpoint = 0');
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+const timer = setInterval(() => {
+  try { checkpoint.get(); } catch {}
+}, workerData.intervalMs);
+parentPort.on('message', () => {
+  clearInterval(timer);
+  db.close();
+  parentPort.close();
+});
+`;
