@@ -16,9 +16,10 @@
  *
  * COMMIT_STALLS_SECONDS (default 20) per run, COMMIT_STALLS_ROUNDS (3) rounds of the two
  * ways, alternating. Prints per run: commits, their time on the main thread (p50, p99,
- * p99.9, max, how many took over 5 ms) and the event loop's delay (p99, max).
+ * p99.9, max, how many took over 5 ms), the event loop's delay (p99, max) and the largest
+ * size of the WAL file (sampled every 100 commits).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -38,6 +39,7 @@ interface Run {
   over5ms: number;
   loopP99: number;
   loopMax: number;
+  walMiB: number;
 }
 
 async function run(checkpointThread: boolean): Promise<Run> {
@@ -63,6 +65,7 @@ async function run(checkpointThread: boolean): Promise<Run> {
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     let n = 0;
+    let largestWal = 0;
     let recorded = 0;
     let lastRecord = performance.now();
     const end = performance.now() + SECONDS * 1000;
@@ -75,6 +78,7 @@ async function run(checkpointThread: boolean): Promise<Run> {
       });
       void wal.sync();
       n++;
+      if (n % 100 === 0) largestWal = Math.max(largestWal, statSync(`${dir}/h.db-wal`).size);
       if (performance.now() - lastRecord >= 20) {
         lastRecord = performance.now();
         const upTo = n;
@@ -96,6 +100,7 @@ async function run(checkpointThread: boolean): Promise<Run> {
       commits: times.length, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: round(times.at(-1)!),
       over5ms: times.filter((t) => t > 5).length,
       loopP99: round(loop.percentile(99) / 1e6), loopMax: round(loop.max / 1e6),
+      walMiB: round(largestWal / 2 ** 20),
     };
   } finally {
     await store.close();
@@ -106,11 +111,11 @@ async function run(checkpointThread: boolean): Promise<Run> {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 console.log(`commit stalls: ${SECONDS} s per run, ${ROUNDS} rounds, publish-latency write mix (1 publish/ms, outcomes every 20 ms)`);
-console.log('| way                  | commits | p50 ms | p99 ms | p99.9 ms | max ms | > 5 ms | loop delay p99 / max ms |');
-console.log('| -------------------- | ------: | -----: | -----: | -------: | -----: | -----: | ----------------------: |');
+console.log('| way                  | commits | p50 ms | p99 ms | p99.9 ms | max ms | > 5 ms | loop delay p99 / max ms | largest WAL MiB |');
+console.log('| -------------------- | ------: | -----: | -----: | -------: | -----: | -----: | ----------------------: | --------------: |');
 for (let r = 0; r < ROUNDS; r++) {
   for (const threaded of r % 2 === 0 ? [false, true] : [true, false]) {
     const x = await run(threaded);
-    console.log(`| ${x.way.padEnd(20)} | ${String(x.commits).padStart(7)} | ${String(x.p50).padStart(6)} | ${String(x.p99).padStart(6)} | ${String(x.p999).padStart(8)} | ${String(x.max).padStart(6)} | ${String(x.over5ms).padStart(6)} | ${`${x.loopP99} / ${x.loopMax}`.padStart(23)} |`);
+    console.log(`| ${x.way.padEnd(20)} | ${String(x.commits).padStart(7)} | ${String(x.p50).padStart(6)} | ${String(x.p99).padStart(6)} | ${String(x.p999).padStart(8)} | ${String(x.max).padStart(6)} | ${String(x.over5ms).padStart(6)} | ${`${x.loopP99} / ${x.loopMax}`.padStart(23)} | ${String(x.walMiB).padStart(15)} |`);
   }
 }

@@ -257,7 +257,7 @@ test('SQLite migration 009: duplicate attempts already logged are removed (the f
   }
 });
 
-test('WAL checkpoints run on a thread of their own: commits reach the database file without the store\'s connection checkpointing, and the WAL stays bounded', async () => {
+test('WAL checkpoints run on a thread of their own: the last commits reach the database file with no commit of the store\'s to checkpoint them, and the WAL stays bounded', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoint-'));
   const path = join(dir, 'h.db');
   const store = new SqliteStore(path);
@@ -265,8 +265,9 @@ test('WAL checkpoints run on a thread of their own: commits reach the database f
     await store.migrate();
     store.db.exec('CREATE TABLE filler (n INTEGER, v TEXT)');
     const insert = store.db.prepare('INSERT INTO filler (n, v) VALUES (?, ?)');
-    // 2,000 commits of 12 KiB: about 6,000 pages, under the store's own automatic checkpoint
-    // (BACKSTOP_PAGES), so only the thread can have copied them into the database file.
+    // 2,000 commits of 12 KiB, about 6,000 pages. The store's own automatic checkpoint runs
+    // only in a commit that takes the WAL past 1,000 pages, so the rows committed after the
+    // last such commit reach the database file only if the thread copies them.
     let largestWal = 0;
     for (let i = 0; i < 2000; i++) {
       store.writeRelaxed(() => {

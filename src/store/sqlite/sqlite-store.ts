@@ -10,7 +10,7 @@ import { prune } from './retention.js';
 import { Bounded, ClaimCache } from './claim-cache.js';
 import { DeliveryLock } from './delivery-lock.js';
 import { WalSync } from './wal-sync.js';
-import { BACKSTOP_PAGES, Checkpointer } from './checkpointer.js';
+import { Checkpointer } from './checkpointer.js';
 import {
   CLAIM_WINDOW, claimedDeliveries, type ClaimKey, COLUMNS, eventBody, FAN_OUT_CHUNK, firstChunk, nextChunk, originSql, type FanOutChunk, prefixed, toApp, toCompany, toDelivery, toGrant, toResourceType, toRole,
   toEvent, toSubscription, toUser, unprefix,
@@ -183,9 +183,8 @@ export class SqliteStore implements Store {
   private readonly heldByOrigin = new Map<string, number>();
   /**
    * WAL checkpoints on a thread of their own (checkpointer.ts), started by the first relaxed
-   * write (a publish or outcomes: what fills the WAL); until then SQLite's automatic
-   * checkpoint at 1,000 pages, so an idle server has no such thread (10 MiB resident:
-   * bench idle, compiled, 78 -> 88 MiB when it started with the store).
+   * write (a publish or outcomes: what fills the WAL), so an idle server has no such thread
+   * (10 MiB resident: bench idle, compiled, 78 -> 88 MiB when it started with the store).
    */
   private checkpointer: Checkpointer | null = null;
   /** The file the checkpointer opens; null for an in-memory database (no WAL) or when it is turned off. */
@@ -251,10 +250,7 @@ export class SqliteStore implements Store {
    * @internal
    */
   writeRelaxed<T>(fn: () => T): T {
-    if (this.checkpointer === null && this.checkpointPath !== null) {
-      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
-      this.checkpointer = new Checkpointer(this.checkpointPath);
-    }
+    if (this.checkpointer === null && this.checkpointPath !== null) this.checkpointer = new Checkpointer(this.checkpointPath);
     this.q('PRAGMA synchronous = NORMAL').run();
     try {
       return this.write(fn);
