@@ -1,8 +1,8 @@
 /**
  * How long the SQLite store's commits hold the main thread, with WAL checkpoints on a thread
- * of their own (the default, src/store/sqlite/checkpointer.ts) and on the store's own
- * connection (SQLite's automatic checkpoint, inside the COMMIT that takes the WAL past 1,000
- * pages). A commit that holds the thread holds every request and delivery with it: this is
+ * of their own ahead of the store's own (the default, src/store/sqlite/checkpointer.ts) and
+ * with the store's own only (SQLite's automatic checkpoint, inside the COMMIT that takes the
+ * WAL past 1,000 pages). A commit that holds the thread holds every request and delivery with it: this is
  * what the publish-latency scenario's p99 is made of, measured without HTTP, a receiver or
  * the noise of the other processes on the machine.
  *
