@@ -4,6 +4,7 @@ import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { newId } from '../../src/domain/ids.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -275,7 +276,7 @@ test('WAL checkpoints run on a thread of their own: the last commits reach the d
       });
       if (i % 20 === 19) {
         largestWal = Math.max(largestWal, statSync(`${path}-wal`).size);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
       }
     }
     const written = 2000 * 3 * 4000;
@@ -284,7 +285,7 @@ test('WAL checkpoints run on a thread of their own: the last commits reach the d
     const copy = join(dir, 'copy.db');
     let rows = 0;
     for (let waited = 0; waited < 5000 && rows < 6000; waited += 50) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       copyFileSync(path, copy);
       try {
         const db = new Database(copy, { readonly: true });

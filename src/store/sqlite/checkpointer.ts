@@ -17,9 +17,9 @@ import { Worker } from 'node:worker_threads';
  * 40 MiB of a 10,000-page limit in the latency scenario). When it comes, it finds all but
  * the last few frames copied and synced by the thread, so it copies and syncs little, and
  * then the WAL starts over. Measured (bench/commit-stalls.ts, two runs each): commit p99
- * 0.92-1.32 ms without the thread, 0.40-0.43 with it, event-loop delay p99 2.7-3.3 against
- * 2.1-2.2 ms, the WAL at 4 MiB either way; with the store's checkpoint at 2,000 pages 0.32-0.36
- * ms and 8 MiB, at 4,000 p99.9 and the loop's delay went up again (16 MiB).
+ * 0.89-1.32 ms without the thread, 0.37-0.43 with it, event-loop delay p99 2.3-3.3 against
+ * 2.0-2.2 ms, the WAL at 4 MiB either way; with the store's checkpoint at 2,000 pages
+ * 0.32-0.36 ms and 8 MiB, at 4,000 p99.9 and the loop's delay went up again (16 MiB).
  *
  * Durability is unchanged (see WalSync): the thread's connection runs with SQLite's default
  * synchronous=FULL, so a checkpoint syncs the database file before it marks the frames as
@@ -30,17 +30,17 @@ export class Checkpointer {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
 
-  constructor(path: string, intervalMs = INTERVAL_MS) {
+  constructor(path: string) {
     const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
     // Plain CommonJS evaluated in the thread: it runs the same from src/ under tsx and from dist/.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { betterSqlite3, path, intervalMs }, resourceLimits: THREAD_HEAP });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { betterSqlite3, path, intervalMs: INTERVAL_MS }, resourceLimits: THREAD_HEAP });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.unref();
     // A thread that fails (the file cannot be opened, a disk error) leaves the store's own checkpoint to do it all.
     this.worker.on('error', () => undefined);
   }
 
-  /** Stops the thread after the checkpoint under way, if any; its connection closes without checkpointing. */
+  /** Stops the thread after the checkpoint under way, if any. Call it before closing the store's connection. */
   close(): Promise<void> {
     this.worker.ref(); // the process waits for the thread's end it is waiting for
     this.worker.postMessage('close'); // a no-op once the thread has ended
@@ -54,7 +54,7 @@ const THREAD_HEAP = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 };
 /** How often the thread checkpoints. At 1,000 publishes a second that is a few hundred pages each time. */
 const INTERVAL_MS = 50;
 
-
+/** The thread: its own connection to the file, a PASSIVE checkpoint every `intervalMs`, and an end on any message. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.betterSqlite3);

@@ -12,8 +12,9 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
  * frames are either still in the WAL, which the fdatasync puts on disk, or already copied
  * into the database file by a checkpoint (checkpointer.ts, or the store's own automatic one),
  * which with synchronous=NORMAL or FULL syncs the database file before the WAL is reset and
- * syncs the WAL header when the file is reused (sqlite.org/pragma.html#pragma_synchronous). The WAL file is never deleted while this
- * store's connection is open, so the descriptor stays on the right file.
+ * syncs the WAL header when the file is reused (sqlite.org/pragma.html#pragma_synchronous).
+ * The WAL file is never deleted while this store's connection is open, so the descriptor
+ * stays on the right file.
  *
  * Measured (bench/latency.ts, SQLite, 1,000 publishes/s, `--cpu-prof`): the longest stretches
  * of the event loop were COMMITs of publish batches waiting on the WAL's fsync (37 of 87 ms
