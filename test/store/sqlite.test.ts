@@ -4,7 +4,6 @@ import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { newId } from '../../src/domain/ids.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
