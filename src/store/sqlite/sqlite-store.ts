@@ -197,6 +197,15 @@ export class SqliteStore implements Store {
   private readonly claimCache = new ClaimCache();
   /** Runs `fn` in a deferred (read) transaction, so its statements see one snapshot of the file. */
   private readonly readTransaction: <T>(fn: () => T) => T;
+  /**
+   * Runs `fn` in a `BEGIN IMMEDIATE` transaction, or in a savepoint when one is open already
+   * (write, and each publish of a group commit). better-sqlite3's `db.transaction(fn)` builds
+   * four wrapper functions and defines twenty properties on them each time it is called, so
+   * these are built once, with the function to run as their argument. Measured (one-row
+   * insert, synchronous=NORMAL, 20,000 each): a transaction built per call 43-46 us, built
+   * once 35 us.
+   */
+  private readonly immediateTransaction: <T>(fn: () => T) => T;
 
   /** `checkpointThread: false` leaves WAL checkpoints to SQLite's automatic one on this connection (bench/commit-stalls.ts compares). */
   constructor(path: string, options: { checkpointThread?: boolean } = {}) {
@@ -220,7 +229,9 @@ export class SqliteStore implements Store {
     this.db.pragma('temp_store = MEMORY');
     this.db.function('herald_dlv_id', { deterministic: false, varargs: false }, (now: unknown) => newTimedId('dlv', Number(now)));
     this.oauth = new SqliteOAuthStore(this);
-    this.readTransaction = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
+    const run = this.db.transaction((fn: () => unknown) => fn());
+    this.readTransaction = run as <T>(fn: () => T) => T;
+    this.immediateTransaction = run.immediate as <T>(fn: () => T) => T;
   }
 
   /** Prepared statements are cached by their SQL text. @internal */
@@ -235,7 +246,7 @@ export class SqliteStore implements Store {
 
   /** @internal */
   write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.immediateTransaction(fn);
   }
 
   /**
@@ -532,7 +543,7 @@ export class SqliteStore implements Store {
       this.writeRelaxed(() => {
         for (const p of batch) {
           try {
-            results.push({ ok: true, value: this.db.transaction(() => this.insertEvent(p.e, p.now))() });
+            results.push({ ok: true, value: this.immediateTransaction(() => this.insertEvent(p.e, p.now)) });
           } catch (error) {
             results.push({ ok: false, error });
           }
