@@ -8,9 +8,10 @@
  *
  * The write mix of that scenario (bench/latency.ts: 1,000 publishes a second, one
  * subscription each), into Herald's own tables: on a 1 ms timer (about 800 commits a second
- * on a 2-core VM) the commit of an event and its delivery, followed by its WAL sync as a publish's answer is (WalSync); every 20 ms the
- * commit of the outcomes of the deliveries before (an attempt row each and the delivery's
- * update), as the dispatcher records them on SQLite.
+ * on a 2-core VM) the commit of an event and its delivery, followed by its WAL sync as a
+ * publish's answer is (WalSync); every 20 ms the commit of the outcomes of the deliveries
+ * before (an attempt row each and the delivery's update), as the dispatcher records them on
+ * SQLite.
  *
  *   node --import tsx bench/commit-stalls.ts
  *
@@ -44,7 +45,8 @@ interface Run {
 
 async function run(checkpointThread: boolean): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-commit-stalls-'));
-  const store = new SqliteStore(join(dir, 'h.db'), { checkpointThread });
+  const path = join(dir, 'h.db');
+  const store = new SqliteStore(path, { checkpointThread });
   try {
     await store.migrate();
     const { db } = store;
@@ -78,7 +80,7 @@ async function run(checkpointThread: boolean): Promise<Run> {
       });
       void wal.sync();
       n++;
-      if (n % 100 === 0) largestWal = Math.max(largestWal, statSync(join(dir, 'h.db-wal')).size);
+      if (n % 100 === 0) largestWal = Math.max(largestWal, statSync(`${path}-wal`).size);
       if (performance.now() - lastRecord >= 20) {
         lastRecord = performance.now();
         const upTo = n;
