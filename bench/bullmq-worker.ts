@@ -12,10 +12,13 @@ export interface WorkerSetup {
   redisUrl: string;
   concurrency: number;
   connectionsPerOrigin: number;
+  /** Jobs before the measured ones (the warm-up): 'warm' is sent when they have ended. */
+  warmUp: number;
+  /** The measured jobs: 'done' is sent when they have ended too. */
   expected: number;
   retrySchedule: number[];
 }
-export type WorkerReply = { type: 'ready' } | { type: 'done'; completed: number; failed: number };
+export type WorkerReply = { type: 'ready' } | { type: 'warm' } | { type: 'done'; completed: number; failed: number };
 
 const setup = JSON.parse(process.env.BENCH_WORKER_SETUP!) as WorkerSetup;
 const redis = new URL(setup.redisUrl);
@@ -38,7 +41,11 @@ const worker = new Worker<BenchDelivery>(
 
 let completed = 0;
 let failed = 0;
-const finish = () => completed + failed >= setup.expected && process.send!({ type: 'done', completed, failed } satisfies WorkerReply);
+const finish = () => {
+  const ended = completed + failed;
+  if (ended === setup.warmUp) process.send!({ type: 'warm' } satisfies WorkerReply);
+  if (ended === setup.warmUp + setup.expected) process.send!({ type: 'done', completed: completed - setup.warmUp, failed } satisfies WorkerReply);
+};
 worker.on('completed', () => {
   completed++;
   finish();

@@ -21,6 +21,8 @@ import { cpuMeter, machineMeter, round, withTimeout } from './util.js';
 
 const QUEUE = 'herald-bench';
 const CHUNK = 1000;
+/** Jobs the worker runs before the measured ones (the warm-up). */
+const WARM_UP_JOBS = 2000;
 const WORKER = fileURLToPath(new URL('./bullmq-worker.ts', import.meta.url));
 
 export async function runBullmq(cfg: BenchConfig, receiver: Receiver): Promise<ThroughputResult> {
@@ -34,6 +36,7 @@ export async function runBullmq(cfg: BenchConfig, receiver: Receiver): Promise<T
     redisUrl: cfg.redisUrl,
     concurrency: cfg.concurrency,
     connectionsPerOrigin: cfg.connectionsPerOrigin,
+    warmUp: WARM_UP_JOBS,
     expected,
     retrySchedule: cfg.retrySchedule,
   };
@@ -48,8 +51,19 @@ export async function runBullmq(cfg: BenchConfig, receiver: Receiver): Promise<T
       child.on('message', (m: WorkerReply) => m.type === type && resolve(m));
     });
   const redisPid = await redisServerPid(cfg.redisUrl);
+  const jobOpts = {
+    attempts: cfg.retrySchedule.length + 1,
+    backoff: { type: 'custom' },
+    removeOnComplete: { count: cfg.bullmqKeep },
+    removeOnFail: false,
+  };
   try {
     await withTimeout(next('ready'), 30_000, 'bullmq worker start');
+    // The warm-up, as the limit loop's and Herald's (bench/herald.ts, warmUp): sockets open
+    // and code hot before measuring. Jobs for 10 subscriptions, counted apart by the worker.
+    const warm = next('warm');
+    await queue.addBulk(Array.from({ length: WARM_UP_JOBS }, (_, i) => ({ name: 'deliver', data: benchDelivery(receiver.url, cfg.events + Math.floor(i / 10), i % 10), opts: jobOpts })));
+    await withTimeout(warm, cfg.timeoutMs, 'bullmq warm-up');
     const done = next('done');
     await receiver.count(true);
     const worker = cpuMeter(child.pid!);
@@ -57,12 +71,6 @@ export async function runBullmq(cfg: BenchConfig, receiver: Receiver): Promise<T
     const redisCpu = redisPid ? cpuMeter(redisPid) : null;
     const machine = machineMeter([process.pid, child.pid!, receiver.pid, ...(redisPid ? [redisPid] : [])]);
     const t0 = performance.now();
-    const jobOpts = {
-      attempts: cfg.retrySchedule.length + 1,
-      backoff: { type: 'custom' },
-      removeOnComplete: { count: cfg.bullmqKeep },
-      removeOnFail: false,
-    };
     let batch: { name: string; data: BenchDelivery; opts: typeof jobOpts }[] = [];
     for (let e = 0; e < cfg.events; e++) {
       for (let s = 0; s < cfg.subs; s++) {
