@@ -142,8 +142,10 @@ const THREAD_HEAP = { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 256 
  *
  * A V8 flag is process-wide and is read when an isolate is created: it is set just before
  * the thread starts, so the main thread's heap (created with the process) keeps V8's own
- * sizing, and isolates started later (the checkpointer's, checkpointer.ts) get it too, where
- * it does nothing (they allocate next to nothing). The young generation is as above.
+ * sizing. Isolates started later get it too: the checkpointer's (checkpointer.ts), where it
+ * does nothing (it allocates next to nothing), and, when Herald runs embedded (createHerald),
+ * the host's own worker threads, whose first mark-compact then also waits for 32 MB of old
+ * generation. The young generation is as above.
  */
 const THREAD_INITIAL_OLD_MB = 32;
 
