@@ -39,12 +39,18 @@ const worker = new Worker<BenchDelivery>(
   },
 );
 
+// Jobs ended in the current phase: the warm-up's, then (counted from zero) the measured ones,
+// which are only enqueued once 'warm' has been answered.
+let warming = setup.warmUp > 0;
 let completed = 0;
 let failed = 0;
 const finish = () => {
   const ended = completed + failed;
-  if (ended === setup.warmUp) process.send!({ type: 'warm' } satisfies WorkerReply);
-  if (ended === setup.warmUp + setup.expected) process.send!({ type: 'done', completed: completed - setup.warmUp, failed } satisfies WorkerReply);
+  if (warming && ended === setup.warmUp) {
+    warming = false;
+    completed = failed = 0;
+    process.send!({ type: 'warm' } satisfies WorkerReply);
+  } else if (!warming && ended === setup.expected) process.send!({ type: 'done', completed, failed } satisfies WorkerReply);
 };
 worker.on('completed', () => {
   completed++;

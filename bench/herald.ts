@@ -177,7 +177,7 @@ export interface FanoutResult extends FanoutRun {
 }
 
 /** Deliveries Herald makes before a throughput scenario measures (warmUp). */
-export const WARM_UP_DELIVERIES = 2000;
+const WARM_UP_DELIVERIES = 2000;
 
 /**
  * The warm-up before a throughput scenario measures, as the limit loop's: 2,000 deliveries to
