@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,18 @@ import { freePort, sleep } from './util.js';
 
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The node flags `npm start` gives Herald (package.json's start script, `node <flags>
+ * dist/cli.js serve`; src/cli.ts says why). The bench runs Herald with them, so it measures
+ * the process `npm start` runs.
+ */
+export const START_FLAGS: readonly string[] = (() => {
+  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
+  const flags = /^node((?: --[\w-]+(?:=\S+)?)*) dist\/cli\.js serve$/.exec(start);
+  if (!flags) throw new Error(`package.json's start script is not "node [flags] dist/cli.js serve": ${start}`);
+  return flags[1]!.trim().split(' ').filter(Boolean);
+})();
 
 /** A fresh, empty database for one Herald: a SQLite file in a temp dir, or a new PostgreSQL database. */
 export async function freshDatabase(engine: Engine): Promise<{ url: string; drop(): Promise<void> }> {
@@ -46,6 +58,7 @@ export interface StartOptions {
 export async function startHerald(opts: StartOptions): Promise<HeraldChild> {
   const port = await freePort();
   const args = [
+    ...START_FLAGS,
     ...(opts.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfile.dir}`] : []),
     ...(opts.compiledCli ? [opts.compiledCli] : ['--import', 'tsx', join(ROOT, 'src/cli.ts')]),
     'serve',
