@@ -17,7 +17,8 @@ import { openStore } from './store/index.js';
  *   default (16 MB);
  * - scavenges 106-113 against 58-63 in 20 s, the longest collection 8.4-13.3 ms against
  *   9.2-18.6, and about the same time in all (286-408 ms against 290-362);
- * - 4 MB was worse (31.2 and 32.1 ms, 212-214 scavenges);
+ * - 4 MB did worse than 8 (31.2 and 32.1 ms against 25.2 and 14.4 in the same rounds, with
+ *   212-214 scavenges);
  * - 64 MB was worse (45.4 and 40.0 ms, each scavenge twice as long).
  * Throughput (two pairs) was within the noise: end to end SQLite 0.78/0.87 of the limit
  * against 0.79/0.71, PostgreSQL 0.68/0.68 against 0.73/0.65.
