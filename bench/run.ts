@@ -13,6 +13,7 @@ import { buildCompiledCli } from './compiled.js';
 import { loadBenchConfig, type BenchConfig } from './config.js';
 import { runHangingOnce } from './hanging.js';
 import { measureIdle, runFanout, runHeraldThroughput, type HeraldResult } from './herald.js';
+import { START_FLAGS } from './herald-process.js';
 import { LATENCY_TARGET_MS, runLatency, runLatencyFloor } from './latency.js';
 import { runLimit, type ThroughputResult } from './limit.js';
 import { formatProfile, mainThreadProfile, summarizeProfile, type ProfileSummary } from './profile.js';
@@ -95,11 +96,12 @@ async function main(): Promise<number> {
   };
 
   if (has('idle')) {
-    const tsx = await attempt('idle memory, node --import tsx src/cli.ts', () => measureIdle('node --import tsx src/cli.ts'));
+    const flags = START_FLAGS.map((f) => `${f} `).join('');
+    const tsx = await attempt(`idle memory, node ${flags}--import tsx src/cli.ts`, () => measureIdle(`node ${flags}--import tsx src/cli.ts`));
     if (tsx) report.idle.push(tsx);
     const build = buildCompiledCli();
     if (build) {
-      const compiled = await attempt('idle memory, compiled (node dist/cli.js)', () => measureIdle('node dist/cli.js (compiled)', build.cli));
+      const compiled = await attempt(`idle memory, compiled (node ${flags}dist/cli.js, as npm start)`, () => measureIdle(`node ${flags}dist/cli.js (compiled, as npm start)`, build.cli));
       if (compiled) report.idle.push(compiled);
       build.cleanup();
     }
