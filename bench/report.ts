@@ -9,6 +9,8 @@ import { round } from './util.js';
 export const BACKLOG_RSS_TARGET_MIB = 300e6 / 2 ** 20; // 300 MB = 286.1 MiB
 export const BACKLOG_RATIO_TARGET = 0.8;
 export const HANGING_RATIO_TARGET = 0.9;
+/** The end-to-end targets against the limit; the fan-out's "all delivered at the end-to-end rate above" is held to them too. */
+export const E2E_TARGET = { sqlite: 0.7, postgres: 0.5 } as const;
 
 /** The big backlog and the small reference on one engine; ratio = big drain rate / small drain rate. */
 export interface BacklogResult {
@@ -156,6 +158,9 @@ export function fanoutRatios(fanout: FanoutResult[], throughput: (ThroughputResu
     const name = `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} / end to end`;
     const raw = median(e2e.map((h) => h.perSecond));
     const fanLimit = limitAround(throughput, f.round ?? 0);
+    // The issue's reading: the fan-out delivers at the end-to-end target's rate (E2E_TARGET of
+    // the limit around it). The stricter comparison with Herald's own end-to-end rate follows.
+    if (fanLimit) out.push({ name: `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} / limit`, value: r2(f.perSecond / fanLimit), rounds: f.runs.map((r) => r2(r.perSecond / fanLimit)) });
     const e2eVsLimit = againstLimit(throughput, e2e);
     if (fanLimit && e2eVsLimit.length === e2e.length) {
       const base = median(e2eVsLimit);
