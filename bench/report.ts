@@ -346,7 +346,14 @@ export function svgChart(report: Report): string {
   const left = 290;
   const width = 1000;
   const rowH = 34;
-  const colors = ['#8c8c8c', '#d9822b', '#2b7bd9', '#2bb673', '#7a5cd6', '#c94f7c'];
+  // One colour per sender, so the rounds of one read as one series: the limit and the floor
+  // grey, BullMQ orange, Herald on SQLite blue and on PostgreSQL green (a fan-out purple).
+  const colour = (label: string) =>
+    /^(limit|floor)/.test(label) ? '#8c8c8c'
+      : label.includes('BullMQ') ? '#d9822b'
+        : label.startsWith('fan-out') ? '#7a5cd6'
+          : label.includes('PostgreSQL') ? '#2bb673'
+            : label.includes('SQLite') ? '#2b7bd9' : '#c94f7c';
   let y = 64;
   for (const section of sections(report)) {
     parts.push(`<text x="20" y="${y + 16}" font-size="15" font-weight="600">${esc(section.title)}</text>`);
@@ -355,15 +362,15 @@ export function svgChart(report: Report): string {
     // Room for the longest text after its bar (about 7 px a character at 13 px).
     const barArea = Math.max(150, width - left - 20 - 7 * Math.max(...section.bars.map((b) => b.text.length)));
     const top = y;
-    section.bars.forEach((b, i) => {
+    for (const b of section.bars) {
       const w = Math.max(1, Math.round((b.value / max) * barArea));
       parts.push(
         `<text x="${left - 10}" y="${y + 19}" text-anchor="end">${esc(b.label)}</text>`,
-        `<rect x="${left}" y="${y + 4}" width="${w}" height="22" rx="3" fill="${colors[i % colors.length]}"/>`,
+        `<rect x="${left}" y="${y + 4}" width="${w}" height="22" rx="3" fill="${colour(b.label)}"/>`,
         `<text x="${left + w + 8}" y="${y + 19}">${esc(b.text)}</text>`,
       );
       y += rowH;
-    });
+    }
     parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${y}" stroke="#333"/>`);
     if (section.marker) {
       const x = left + Math.round((section.marker.value / max) * barArea);
