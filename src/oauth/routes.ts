@@ -67,7 +67,7 @@ export const oauthRoutes = ({ core, sessionSecret }: OAuthDeps): FastifyPluginAs
     requireClientAuthentication: { refresh_token: false },
   });
   const sessions = new Sessions(sessionSecret, core.config.publicUrl.startsWith('https:'));
-  const limiter = new SignInLimiter();
+  const limiter = new SignInLimiter(core.store.oauth);
   const issuer = core.config.publicUrl;
 
   /** Client and redirect URI first: when either is bad, tell the user, never redirect. */
@@ -129,16 +129,12 @@ export const oauthRoutes = ({ core, sessionSecret }: OAuthDeps): FastifyPluginAs
     if (!sessions.checkCsrf(request, body.csrf)) return again(403, 'Your session expired. Please sign in again.');
     const email = typeof body.email === 'string' ? body.email.trim().toLowerCase().slice(0, 320) : '';
     const password = typeof body.password === 'string' ? body.password.slice(0, 200) : '';
-    const key = `${request.ip}|${email}`;
-    if (limiter.blocked(key)) return again(429, 'Too many failed sign-ins. Wait 15 minutes and try again.');
+    if (!(await limiter.attempt(request.ip, email))) return again(429, 'Too many failed sign-ins. Wait 15 minutes and try again.');
     const candidates = email ? await core.store.oauth.signInCandidates(email) : [];
     const matched = [];
     for (const c of candidates) if (await verifyPassword(password, c.password_hash)) matched.push(c.user);
-    if (matched.length === 0) {
-      limiter.fail(key);
-      return again(401, 'The email or the password is wrong.');
-    }
-    limiter.succeed(key);
+    if (matched.length === 0) return again(401, 'The email or the password is wrong.');
+    await limiter.succeeded(request.ip, email);
     sessions.write(reply, { uids: matched.map((u) => u.id), chosen: matched.length === 1 ? matched[0]!.id : null });
     if (toAccount) return reply.code(303).header('location', '/account').send();
     return reply.code(303).header('location', `/oauth/authorize?${new URLSearchParams(params as Record<string, string>)}`).send();

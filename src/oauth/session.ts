@@ -1,6 +1,7 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { OAuthStore } from '../store/types.js';
 
 /**
  * The sign-in session of the OAuth pages: a cookie holding the signed-in user rows (one per
@@ -72,24 +73,29 @@ export class Sessions {
   }
 }
 
-/** Failed sign-ins, per address and email: 5 per 15 minutes, then 429 until the window ends. */
+/**
+ * Sign-in attempts, per client address and email: 5 failures in 15 minutes, then 429 until
+ * the window ends. The attempts are counted in the store (OAuthStore.countSignInAttempt), so
+ * every process sharing the database counts them together, and each attempt is counted before
+ * its password is checked, in one statement: concurrent attempts cannot all slip through
+ * before the failures are recorded. A success forgets them. The key is stored as its SHA-256,
+ * not in clear.
+ */
 export class SignInLimiter {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>();
-  constructor(private readonly max = 5, private readonly windowMs = 15 * 60_000) {}
+  constructor(
+    private readonly store: Pick<OAuthStore, 'countSignInAttempt' | 'clearSignInAttempts'>,
+    private readonly maxFailures = 5,
+    private readonly windowMs = 15 * 60_000,
+  ) {}
 
-  blocked(key: string, now = Date.now()): boolean {
-    const f = this.failures.get(key);
-    return !!f && f.resetAt > now && f.count >= this.max;
+  /** Counts this attempt; false when it is over the limit (answer 429 without checking the password). */
+  async attempt(ip: string, email: string, now = Date.now()): Promise<boolean> {
+    return (await this.store.countSignInAttempt(keyHash(ip, email), now, this.windowMs)) <= this.maxFailures;
   }
 
-  fail(key: string, now = Date.now()): void {
-    const f = this.failures.get(key);
-    if (!f || f.resetAt <= now) this.failures.set(key, { count: 1, resetAt: now + this.windowMs });
-    else f.count++;
-    if (this.failures.size > 100_000) for (const [k, v] of this.failures) if (v.resetAt <= now) this.failures.delete(k);
-  }
-
-  succeed(key: string): void {
-    this.failures.delete(key);
+  async succeeded(ip: string, email: string): Promise<void> {
+    await this.store.clearSignInAttempts(keyHash(ip, email));
   }
 }
+
+const keyHash = (ip: string, email: string): string => createHash('sha256').update(`${ip}\n${email}`).digest('hex');

@@ -160,6 +160,15 @@ export interface OAuthStore {
   deleteAccessToken(hash: string): Promise<boolean>;
   /** Live grants of these users with their apps, newest first. */
   listUserGrants(userIds: string[]): Promise<{ grant: Grant; app: App }[]>;
+  /**
+   * Counts one sign-in attempt under `keyHash`, in one statement (concurrent attempts each get
+   * their own count, from any process): in the window that holds `now`, or in a new one of
+   * `windowMs` when the last has ended. Returns the attempts of the window, this one included.
+   * Windows that have ended are removed.
+   */
+  countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number>;
+  /** Forgets the attempts under `keyHash` (its sign-in succeeded). */
+  clearSignInAttempts(keyHash: string): Promise<void>;
 }
 
 export interface AuthCode {

@@ -179,6 +179,29 @@ describe('OAuth 2.0: what must be refused', () => {
     assert.equal((await browser.post('/oauth/login', { ...fields, email: 'gus@globex.test', password: 'globex pass' })).status, 429, 'even the right password waits');
   });
 
+  test('failed sign-ins are counted together by every process on the database, concurrent ones too', async () => {
+    const port = await freePort();
+    const other = await startServer({ DATABASE_URL: s.databaseUrl, PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}` }, { dir: s.dir, herald: { worker: false } });
+    try {
+      await ok(s.admin('POST', `/admin/companies/${acme}/users`, { email: 'lee@acme.test', role: 'admin', password: 'lee password' }), 201);
+      const drivers = [new PageDriver(s.url), new PageDriver(other.url)] as const;
+      const fields = await Promise.all(drivers.map(async (d) => PageDriver.hiddenFields((await d.get(authorizeUrl({}))).html, '/oauth/login')));
+      const signIn = (i: number, email: string, password: string) => drivers[i % 2]!.post('/oauth/login', { ...fields[i % 2], email, password });
+      // A success forgets the failures before it.
+      for (let i = 0; i < 4; i++) assert.equal((await signIn(i, 'lee@acme.test', `wrong ${i}`)).status, 401);
+      assert.equal((await signIn(1, 'lee@acme.test', 'lee password')).status, 303);
+      const statuses = [];
+      for (let i = 0; i < 6; i++) statuses.push((await signIn(i, 'lee@acme.test', `wrong ${i}`)).status);
+      assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429], 'five failures in all, alternating between the two servers');
+      assert.equal((await signIn(1, 'lee@acme.test', 'lee password')).status, 429, 'the other server refuses the right password too');
+      // Twenty at once, half to each server: five are checked, the others refused.
+      const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => signIn(i, 'nobody@acme.test', `guess ${i}`)));
+      assert.deepEqual(burst.map((r) => r.status).sort(), [...Array(5).fill(401), ...Array(15).fill(429)]);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('RFC 7009: revoking the refresh token revokes the grant and its subscriptions; introspection says inactive', async () => {
     const { decided, verifier } = await flow();
     const tokens = await (await exchange(decided.location!, verifier)).json();

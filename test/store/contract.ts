@@ -678,5 +678,20 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       assert.equal(await store.prune(T2 + 1, 2, aborted.signal), 0);
       assert.equal(await store.prune(T2 + 1, 2), 5);
     });
+
+    test('sign-in attempts count per key within their window, start over after it, and clear', async () => {
+      const W = 15 * 60_000;
+      const counts = [];
+      for (let i = 0; i < 3; i++) counts.push(await store.oauth.countSignInAttempt('key-a', T0 + i, W));
+      assert.deepEqual(counts, [1, 2, 3]);
+      assert.equal(await store.oauth.countSignInAttempt('key-b', T0, W), 1, 'another key counts apart');
+      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W - 1, W), 4, 'the window is fixed from the first attempt');
+      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W, W), 1, 'a new window once it ended');
+      await store.oauth.clearSignInAttempts('key-a');
+      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W + 1, W), 1, 'cleared');
+      // Concurrent attempts each get their own count: none is lost.
+      const parallel = await Promise.all(Array.from({ length: 20 }, () => store.oauth.countSignInAttempt('key-c', T0, W)));
+      assert.deepEqual([...parallel].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+    });
   });
 }

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { COLUMNS, prefixed, toApp, toGrant, toUser, unprefix } from '../rows.js';
+import { COLUMNS, prefixed, signInAttemptSql, toApp, toGrant, toUser, unprefix } from '../rows.js';
 import type { App, AuthCode, Grant, NewAccessToken, NewRefreshToken, OAuthStore, RefreshTokenRow, SecretKind, User } from '../types.js';
 import { sql, transaction, type Queryable, type Row } from './db.js';
 
@@ -115,6 +115,16 @@ export class PostgresOAuthStore implements OAuthStore {
       [userIds],
     );
     return rows.map((r) => ({ grant: toGrant(unprefix(r, 'g')!), app: toApp(unprefix(r, 'a')!) }));
+  }
+
+  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number> {
+    await sql(this.pool, 'DELETE FROM sign_in_attempts WHERE reset_at <= $1', [now]);
+    const { rows } = await sql(this.pool, signInAttemptSql('$1', '$2', '$3'), [keyHash, now + windowMs, now]);
+    return Number(rows[0]!.attempts);
+  }
+
+  async clearSignInAttempts(keyHash: string): Promise<void> {
+    await sql(this.pool, 'DELETE FROM sign_in_attempts WHERE key_hash = $1', [keyHash]);
   }
 }
 

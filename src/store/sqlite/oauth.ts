@@ -1,5 +1,5 @@
 import type { App, AuthCode, Grant, NewAccessToken, NewRefreshToken, OAuthStore, RefreshTokenRow, SecretKind, User } from '../types.js';
-import { COLUMNS, prefixed, toApp, toGrant, toUser, unprefix } from '../rows.js';
+import { COLUMNS, prefixed, signInAttemptSql, toApp, toGrant, toUser, unprefix } from '../rows.js';
 import type { SqliteStore } from './sqlite-store.js';
 
 type Row = Record<string, unknown>;
@@ -98,4 +98,17 @@ export class SqliteOAuthStore implements OAuthStore {
     ).all(JSON.stringify(userIds)) as Row[];
     return rows.map((r) => ({ grant: toGrant(unprefix(r, 'g')!), app: toApp(unprefix(r, 'a')!) }));
   }
+
+  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number> {
+    return this.s.write(() => {
+      this.s.q('DELETE FROM sign_in_attempts WHERE reset_at <= ?').run(now);
+      const row = this.s.q(signInAttemptSql('@key', '@reset', '@now')).get({ key: keyHash, reset: now + windowMs, now }) as Row;
+      return Number(row.attempts);
+    });
+  }
+
+  async clearSignInAttempts(keyHash: string): Promise<void> {
+    this.s.q('DELETE FROM sign_in_attempts WHERE key_hash = ?').run(keyHash);
+  }
 }
+
