@@ -49,7 +49,8 @@ export async function attemptDelivery(
     response_excerpt: result.excerpt,
   };
   const code = result.statusCode;
-  deps.log.debug({ delivery: d.id, subscription: sub.id, status: code, ms: result.durationMs, error: result.error }, 'delivery attempt');
+  // Checked first: the object is built only when it is logged (every delivery comes here).
+  if (deps.log.isLevelEnabled('debug')) deps.log.debug({ delivery: d.id, subscription: sub.id, status: code, ms: result.durationMs, error: result.error }, 'delivery attempt');
   const base = { id: d.id, lease: d.lease, attempt };
   if (code !== null && code >= 200 && code < 300) return { result, outcome: { kind: 'succeeded', ...base } };
   if (code === 410) return { result, outcome: { kind: 'gone', ...base, subscription_id: sub.id } };
