@@ -79,7 +79,8 @@ export class Sessions {
  * every process sharing the database counts them together, and each attempt is counted before
  * its password is checked, in one statement: concurrent attempts cannot all slip through
  * before the failures are recorded. A success forgets them. The key is stored as its SHA-256,
- * not in clear.
+ * not in clear. A key this process has seen over the limit is refused from memory until its
+ * window ends, so a flood of refused guesses writes nothing.
  */
 export class SignInLimiter {
   constructor(
@@ -88,14 +89,26 @@ export class SignInLimiter {
     private readonly windowMs = 15 * 60_000,
   ) {}
 
+  /** Keys seen over the limit, with the end of their window (at most BLOCKED_KEPT). */
+  private readonly blockedUntil = new Map<string, number>();
+
   /** Counts this attempt; false when it is over the limit (answer 429 without checking the password). */
   async attempt(ip: string, email: string, now = Date.now()): Promise<boolean> {
-    return (await this.store.countSignInAttempt(keyHash(ip, email), now, this.windowMs)) <= this.maxFailures;
+    const key = keyHash(ip, email);
+    const until = this.blockedUntil.get(key);
+    if (until !== undefined && until > now) return false;
+    const { attempts, reset_at } = await this.store.countSignInAttempt(key, now, this.windowMs);
+    if (attempts <= this.maxFailures) return true;
+    if (this.blockedUntil.size >= BLOCKED_KEPT) for (const [k, end] of this.blockedUntil) if (end <= now) this.blockedUntil.delete(k);
+    if (this.blockedUntil.size < BLOCKED_KEPT) this.blockedUntil.set(key, reset_at);
+    return false;
   }
 
   async succeeded(ip: string, email: string): Promise<void> {
     await this.store.clearSignInAttempts(keyHash(ip, email));
   }
 }
+
+const BLOCKED_KEPT = 10_000;
 
 const keyHash = (ip: string, email: string): string => createHash('sha256').update(`${ip}\n${email}`).digest('hex');

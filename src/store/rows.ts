@@ -268,11 +268,11 @@ export function nextChunk(r: Row): FanOutChunk {
 /**
  * OAuthStore.countSignInAttempt's statement on both engines, with their placeholders for the
  * key's hash, the end of a new window and now: one attempt more in the window, or the first of
- * a new one when it has ended; returns the window's attempts.
+ * a new one when it has ended; returns the window's attempts and its end.
  */
 export const signInAttemptSql = (key: string, reset: string, now: string) => `
   INSERT INTO sign_in_attempts (key_hash, attempts, reset_at) VALUES (${key}, 1, ${reset})
   ON CONFLICT (key_hash) DO UPDATE SET
     attempts = CASE WHEN sign_in_attempts.reset_at <= ${now} THEN 1 ELSE sign_in_attempts.attempts + 1 END,
     reset_at = CASE WHEN sign_in_attempts.reset_at <= ${now} THEN excluded.reset_at ELSE sign_in_attempts.reset_at END
-  RETURNING attempts`;
+  RETURNING attempts, reset_at`;

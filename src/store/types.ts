@@ -163,10 +163,10 @@ export interface OAuthStore {
   /**
    * Counts one sign-in attempt under `keyHash`, in one statement (concurrent attempts each get
    * their own count, from any process): in the window that holds `now`, or in a new one of
-   * `windowMs` when the last has ended. Returns the attempts of the window, this one included.
-   * Windows that have ended are removed.
+   * `windowMs` when the last has ended. Returns the attempts of the window, this one included,
+   * and when it ends. Windows that have ended are removed.
    */
-  countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number>;
+  countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; reset_at: number }>;
   /** Forgets the attempts under `keyHash` (its sign-in succeeded). */
   clearSignInAttempts(keyHash: string): Promise<void>;
 }

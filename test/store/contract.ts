@@ -683,15 +683,15 @@ export function storeContract(engine: string, open: () => Promise<Store>, dispos
       const W = 15 * 60_000;
       const counts = [];
       for (let i = 0; i < 3; i++) counts.push(await store.oauth.countSignInAttempt('key-a', T0 + i, W));
-      assert.deepEqual(counts, [1, 2, 3]);
-      assert.equal(await store.oauth.countSignInAttempt('key-b', T0, W), 1, 'another key counts apart');
-      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W - 1, W), 4, 'the window is fixed from the first attempt');
-      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W, W), 1, 'a new window once it ended');
+      assert.deepEqual(counts, [1, 2, 3].map((attempts) => ({ attempts, reset_at: T0 + W })));
+      assert.deepEqual(await store.oauth.countSignInAttempt('key-b', T0 + 5, W), { attempts: 1, reset_at: T0 + 5 + W }, 'another key counts apart');
+      assert.deepEqual(await store.oauth.countSignInAttempt('key-a', T0 + W - 1, W), { attempts: 4, reset_at: T0 + W }, 'the window is fixed from the first attempt');
+      assert.deepEqual(await store.oauth.countSignInAttempt('key-a', T0 + W, W), { attempts: 1, reset_at: T0 + 2 * W }, 'a new window once it ended');
       await store.oauth.clearSignInAttempts('key-a');
-      assert.equal(await store.oauth.countSignInAttempt('key-a', T0 + W + 1, W), 1, 'cleared');
+      assert.equal((await store.oauth.countSignInAttempt('key-a', T0 + W + 1, W)).attempts, 1, 'cleared');
       // Concurrent attempts each get their own count: none is lost.
-      const parallel = await Promise.all(Array.from({ length: 20 }, () => store.oauth.countSignInAttempt('key-c', T0, W)));
-      assert.deepEqual([...parallel].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+      const parallel = await Promise.all(Array.from({ length: 20 }, () => store.oauth.countSignInAttempt('key-c', T0 + W, W)));
+      assert.deepEqual(parallel.map((p) => p.attempts).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
     });
   });
 }

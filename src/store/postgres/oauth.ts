@@ -117,10 +117,10 @@ export class PostgresOAuthStore implements OAuthStore {
     return rows.map((r) => ({ grant: toGrant(unprefix(r, 'g')!), app: toApp(unprefix(r, 'a')!) }));
   }
 
-  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number> {
+  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; reset_at: number }> {
     await sql(this.pool, 'DELETE FROM sign_in_attempts WHERE reset_at <= $1', [now]);
     const { rows } = await sql(this.pool, signInAttemptSql('$1', '$2', '$3'), [keyHash, now + windowMs, now]);
-    return Number(rows[0]!.attempts);
+    return { attempts: Number(rows[0]!.attempts), reset_at: Number(rows[0]!.reset_at) };
   }
 
   async clearSignInAttempts(keyHash: string): Promise<void> {

@@ -99,11 +99,13 @@ export class SqliteOAuthStore implements OAuthStore {
     return rows.map((r) => ({ grant: toGrant(unprefix(r, 'g')!), app: toApp(unprefix(r, 'a')!) }));
   }
 
-  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<number> {
-    return this.s.write(() => {
+  async countSignInAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; reset_at: number }> {
+    // Relaxed (no fsync): a power cut that takes the last counts away only lets those guesses
+    // be made again, and an attacker's flood of sign-ins must not cost the disk a sync each.
+    return this.s.writeRelaxed(() => {
       this.s.q('DELETE FROM sign_in_attempts WHERE reset_at <= ?').run(now);
       const row = this.s.q(signInAttemptSql('@key', '@reset', '@now')).get({ key: keyHash, reset: now + windowMs, now }) as Row;
-      return Number(row.attempts);
+      return { attempts: Number(row.attempts), reset_at: Number(row.reset_at) };
     });
   }
 
