@@ -8,6 +8,8 @@ import type { Config } from '../config.js';
 import { originKey, type ClaimedDelivery, type DeliveryOutcome, type Store } from '../store/types.js';
 import { attemptDelivery } from './attempt.js';
 import { FanOutExpander } from './fan-out.js';
+import { eventBytes } from './request.js';
+import { StalledSends } from './stalled.js';
 import type { Transport } from './transport.js';
 import type { DeliveryTokens } from './tokens.js';
 
@@ -44,16 +46,17 @@ const SOLO_FLUSH_AT = 512;
 const CLAIM_GATHER_MS = 5;
 /**
  * A send still running after STALL_MS stops counting against HERALD_CONCURRENCY; it still
- * counts against its origin's HERALD_MAX_IN_FLIGHT_PER_ORIGIN. A receiver that hangs until
- * the timeout costs a socket and a timer, not the claiming, signing and recording that the
- * concurrency limit bounds, so it must not take the others' slots. At most
- * MAX_STALLED_FACTOR x concurrency sends are let off that way (sockets stay bounded).
+ * counts against its origin's HERALD_MAX_IN_FLIGHT_PER_ORIGIN (StalledSends says why). At
+ * most MAX_STALLED_FACTOR x concurrency sends are let off that way, holding at most
+ * MAX_STALLED_BYTES of event JSON: 64 sends of the largest events HERALD_BODY_LIMIT allows
+ * by default, about 1,000 of 64 KiB, as many as the count allows below that.
  * Measured (bench hanging scenario, 10 origins, cap 32 per origin): without STALL_MS the
  * healthy origins kept 0.74 of their rate on PostgreSQL while origin 0 held 32 of the 64
  * slots (0.97 on SQLite); with it, 0.89-0.92 (1.13).
  */
 const STALL_MS = 1000;
 const MAX_STALLED_FACTOR = 4;
+const MAX_STALLED_BYTES = 64 * 1024 * 1024;
 /** How often the loop looks for sends that have stalled. */
 const STALL_SWEEP_MS = 100;
 
@@ -86,10 +89,9 @@ export class Dispatcher {
   private running = false;
   private inflight = 0;
   private readonly inflightByOrigin = new Map<string, number>();
-  /** The sends in flight by key, in the order they started, and how many have stalled (STALL_MS). */
-  private readonly sends = new Map<number, { started: number; stalled: boolean }>();
+  /** The sends in flight by key, and those let off the concurrency (STALL_MS). */
+  private readonly stalled: StalledSends;
   private nextSend = 0;
-  private stalled = 0;
   private lastSweep = 0;
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -109,6 +111,7 @@ export class Dispatcher {
 
   constructor(private readonly deps: DispatcherDeps) {
     this.claimAt = Math.max(1, Math.floor(deps.config.delivery.concurrency / 4));
+    this.stalled = new StalledSends(deps.config.delivery.concurrency * MAX_STALLED_FACTOR, MAX_STALLED_BYTES, STALL_MS);
     const carried = deps.store.recordAndClaim !== undefined;
     this.flushDelayMs = carried ? FLUSH_DELAY_MS : SOLO_FLUSH_DELAY_MS;
     this.flushAt = carried ? FLUSH_AT : SOLO_FLUSH_AT;
@@ -213,31 +216,23 @@ export class Dispatcher {
     return this.nextSend - this.inflight;
   }
 
-  /** Slots free: the concurrency less the sends in flight that have not stalled (STALL_MS). */
+  /** Slots free: the concurrency less the sends in flight that are not let off (STALL_MS). */
   private free(): number {
-    const { concurrency } = this.deps.config.delivery;
-    return concurrency - (this.inflight - Math.min(this.stalled, concurrency * MAX_STALLED_FACTOR));
+    return this.deps.config.delivery.concurrency - (this.inflight - this.stalled.count);
   }
 
-  /** Marks the sends running for STALL_MS: the oldest first, so it stops at the first younger one. */
+  /** Lets off the sends running for STALL_MS (StalledSends), at most every STALL_SWEEP_MS. */
   private sweepStalled(): void {
     const now = performance.now();
     if (now - this.lastSweep < STALL_SWEEP_MS) return;
     this.lastSweep = now;
-    for (const send of this.sends.values()) {
-      if (now - send.started < STALL_MS) break;
-      if (!send.stalled) {
-        send.stalled = true;
-        this.stalled++;
-      }
-    }
+    this.stalled.sweep(now);
   }
 
   /** A send ended: wake the loop if what it waits for is now there. */
   private released(origin: string, key: number): void {
     this.inflight--;
-    if (this.sends.get(key)?.stalled) this.stalled--;
-    this.sends.delete(key);
+    this.stalled.ended(key);
     const left = (this.inflightByOrigin.get(origin) ?? 1) - 1;
     if (left === 0) this.inflightByOrigin.delete(origin);
     else this.inflightByOrigin.set(origin, left);
@@ -268,7 +263,7 @@ export class Dispatcher {
       this.inflight++;
       this.inflightByOrigin.set(origin, (this.inflightByOrigin.get(origin) ?? 0) + 1);
       const key = this.nextSend++;
-      this.sends.set(key, { started: performance.now(), stalled: false });
+      this.stalled.started(key, performance.now(), eventBytes(d.event));
       void this.deliver(d, tokens.get(d.grant!.id)!).finally(() => this.released(origin, key));
     }
   }

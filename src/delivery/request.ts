@@ -176,6 +176,11 @@ function unsigned(f: NotificationFacts): Omit<Notification, 'signer'> {
   };
 }
 
+/** The bytes of the event's JSON that each of its requests carries (serialised once, kept for its notifications). */
+export function eventBytes(e: StoredEvent): number {
+  return partOf(eventParts, e, eventPart).head.byteLength;
+}
+
 function eventPart(e: StoredEvent): EventPart {
   const head = `{"obj":${JSON.stringify(notificationObject(e))}${field('channel', e.channel)}${field('event_id', e.id)}`;
   return { id: e.id, channel: e.channel, head: ownBytes(head), actor: e.user_id ? field('actor_id', e.user_id) : '' };
