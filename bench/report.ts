@@ -143,8 +143,10 @@ export function fanoutTable(results: FanoutResult[]): string {
 }
 
 /**
- * The fan-out's median rate against the end-to-end scenario's on the same engine: the issue
- * asks for all 10,000 delivered at the end-to-end rate. The two are measured minutes apart,
+ * Per engine, two ratios of the fan-out's median rate. `fan-out … / limit`: against the limit
+ * runs around it, the one the targets judge (E2E_TARGET: the issue asks for all 10,000
+ * delivered at the end-to-end rate above, 0.7 or 0.5 of the limit). `fan-out … / end to end`:
+ * against Herald's own end-to-end rate on the same engine. The two are measured minutes apart,
  * so each is taken against the limit around it (the fan-out's: the limit runs before and
  * after the fan-outs; the end to end's: the median of its rounds' ratios) and the ratios are
  * compared; `raw` is the plain rate against the median end-to-end rate. Without limit runs,
@@ -153,14 +155,13 @@ export function fanoutTable(results: FanoutResult[]): string {
 export function fanoutRatios(fanout: FanoutResult[], throughput: (ThroughputResult | HeraldResult)[]): { name: string; value: number; rounds?: number[]; raw?: number }[] {
   const out: { name: string; value: number; rounds?: number[]; raw?: number }[] = [];
   for (const f of fanout) {
+    const who = `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} /`;
+    const fanLimit = limitAround(throughput, f.round ?? 0);
+    if (fanLimit) out.push({ name: `${who} limit`, value: r2(f.perSecond / fanLimit), rounds: f.runs.map((r) => r2(r.perSecond / fanLimit)) });
     const e2e = throughput.filter(isHerald).filter((h) => h.engine === f.engine);
     if (e2e.length === 0) continue;
-    const name = `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} / end to end`;
+    const name = `${who} end to end`;
     const raw = median(e2e.map((h) => h.perSecond));
-    const fanLimit = limitAround(throughput, f.round ?? 0);
-    // The issue's reading: the fan-out delivers at the end-to-end target's rate (E2E_TARGET of
-    // the limit around it). The stricter comparison with Herald's own end-to-end rate follows.
-    if (fanLimit) out.push({ name: `fan-out ${f.engine === 'sqlite' ? 'SQLite' : 'PG'} / limit`, value: r2(f.perSecond / fanLimit), rounds: f.runs.map((r) => r2(r.perSecond / fanLimit)) });
     const e2eVsLimit = againstLimit(throughput, e2e);
     if (fanLimit && e2eVsLimit.length === e2e.length) {
       const base = median(e2eVsLimit);

@@ -20,9 +20,9 @@ import { formatProfile, mainThreadProfile, summarizeProfile, type ProfileSummary
 import { Receiver } from './receiver.js';
 import {
   BACKLOG_RATIO_TARGET,
-  E2E_TARGET,
   BACKLOG_RSS_TARGET_MIB,
   backlogTable,
+  E2E_TARGET,
   fanoutRatios,
   fanoutTable,
   hangingRatios,

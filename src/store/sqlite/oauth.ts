@@ -113,4 +113,3 @@ export class SqliteOAuthStore implements OAuthStore {
     this.s.q('DELETE FROM sign_in_attempts WHERE key_hash = ?').run(keyHash);
   }
 }
-
